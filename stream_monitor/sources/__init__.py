@@ -1,0 +1,2 @@
+"""Where events come from: Kafka (`run`, `demo`) or a file (`replay`), both through one Pipeline."""
+from __future__ import annotations
