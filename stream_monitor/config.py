@@ -98,6 +98,9 @@ class ReferenceConfig(_Section):
     max_categories: int = Field(default=50, ge=1, le=10_000)
 
 
+DEFAULT_ACTIONS: dict[Severity, Action] = {"info": "none", "warning": "warn", "critical": "retrain"}
+
+
 class RuleConfig(_Section):
     """A declared rule: `metric comparison threshold` per severity, with its owner and action."""
 
@@ -105,9 +108,7 @@ class RuleConfig(_Section):
     metric: str
     comparison: Comparison = ">="
     thresholds: dict[Severity, float] = Field(min_length=1)
-    actions: dict[Severity, Action] = Field(
-        default_factory=lambda: {"info": "none", "warning": "warn", "critical": "retrain"}
-    )
+    actions: dict[Severity, Action] = Field(default_factory=lambda: dict(DEFAULT_ACTIONS))
     features: list[str] | None = Field(default=None, description="None means every feature with this metric.")
     min_samples: int = Field(default=200, ge=1)
     owner: str | None = None
@@ -206,7 +207,8 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         elif err["type"] == "missing":
             msg = "required field is missing"
         got = err.get("input")
-        shown = "" if err["type"] in ("missing", "extra_forbidden") or isinstance(got, dict | list) else f" (got {got!r})"
+        quiet = err["type"] in ("missing", "extra_forbidden") or isinstance(got, dict | list)
+        shown = "" if quiet else f" (got {got!r})"
         lines.append(f"  {path}: {msg}{shown}")
     return "\n".join(lines)
 

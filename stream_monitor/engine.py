@@ -99,7 +99,7 @@ class ModelMonitor:
 
 def feature_kinds(model: ModelConfig, reference: ReferenceProfile | None) -> dict[str, str]:
     """Declared features win; otherwise the reference profile's feature list is the schema."""
-    kinds = {f.name: f.kind for f in model.features}
+    kinds: dict[str, str] = {f.name: f.kind for f in model.features}
     if not kinds and reference is not None:
         kinds = {name: f.kind for name, f in reference.features.items() if not name.startswith("prediction.")}
     return kinds
@@ -280,4 +280,5 @@ class Engine:
             source=source or f"stream:first {len(windows)} window(s)",
             row_count=sum(w.n_events for w in windows),
             time_span=(from_ms(windows[0].start_ms).isoformat(), from_ms(windows[-1].end_ms).isoformat()),
+            version_basis="content" if source else "span",
         )

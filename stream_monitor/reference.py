@@ -109,10 +109,22 @@ class ReferenceProfile:
     time_span: tuple[str | None, str | None]
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     stream_monitor_version: str = __version__
+    version_basis: str = "content"
     content_hash: str = ""
 
     @property
     def profile_id(self) -> str:
+        """The reference version alerts carry.
+
+        For a profile built from a file it is the content hash. For one built from the
+        first windows of the stream it is the hash of that span's identity (model,
+        source, rows, time span): the KLL sketches inside use random compaction, so
+        two runs over the same stream hold slightly different bytes, yet they are the
+        same reference and must give the same alert ids.
+        """
+        if self.version_basis == "span":
+            span = json.dumps([self.model_id, self.source, self.row_count, list(self.time_span)])
+            return f"{self.model_id}-s{hashlib.sha256(span.encode()).hexdigest()[:11]}"
         return f"{self.model_id}-{self.content_hash[:12]}"
 
     def _body(self) -> dict[str, Any]:
@@ -123,8 +135,7 @@ class ReferenceProfile:
             "source": self.source,
             "row_count": self.row_count,
             "time_span": list(self.time_span),
-            "created_at": self.created_at,
-            "stream_monitor_version": self.stream_monitor_version,
+            "version_basis": self.version_basis,
             "features": {name: f.to_dict() for name, f in sorted(self.features.items())},
         }
 
@@ -139,7 +150,9 @@ class ReferenceProfile:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        body = self._body()
+        body = self._body()  # created_at and the writer's version are metadata, outside the hash
+        body["created_at"] = self.created_at
+        body["stream_monitor_version"] = self.stream_monitor_version
         body["content_hash"] = self.content_hash
         body["profile_id"] = self.profile_id
         return body
@@ -156,10 +169,12 @@ class ReferenceProfile:
             raise ProfileError(f"{source}: not a stream-monitor reference profile (format={data.get('format')!r})")
         if data.get("format_version") != PROFILE_FORMAT_VERSION:
             raise ProfileError(f"{source}: profile format_version {data.get('format_version')} is not supported "
-                               f"(this stream-monitor reads {PROFILE_FORMAT_VERSION}); rebuild it with `reference build`")
+                               f"(this stream-monitor reads {PROFILE_FORMAT_VERSION}); "
+                               "rebuild it with `reference build`")
         features: dict[str, FeatureReference] = {}
         for name, fd in data["features"].items():
-            features[name] = NumericReference.from_dict(fd) if fd["kind"] == "numeric" else CategoricalReference.from_dict(fd)
+            kind = NumericReference if fd["kind"] == "numeric" else CategoricalReference
+            features[name] = kind.from_dict(fd)
         profile = cls(
             model_id=data["model_id"],
             features=features,
@@ -168,6 +183,7 @@ class ReferenceProfile:
             time_span=(data["time_span"][0], data["time_span"][1]),
             created_at=data["created_at"],
             stream_monitor_version=data["stream_monitor_version"],
+            version_basis=data.get("version_basis", "content"),
         )
         expected = data.get("content_hash", "")
         actual = cls._hash(profile._body())
@@ -190,7 +206,10 @@ class ReferenceProfile:
 
 
 def quantile_edges(sketch: QuantileSketch, bins: int) -> np.ndarray:
-    """Inner edges at ranks 1/bins .. (bins-1)/bins; repeated values collapse, so a near-constant feature gets fewer bins."""
+    """Inner edges at ranks 1/bins .. (bins-1)/bins.
+
+    Repeated values collapse, so a near-constant feature gets fewer bins.
+    """
     if sketch.n == 0:
         return np.asarray([0.0])
     edges = np.unique(sketch.quantiles(np.arange(1, bins) / bins))
@@ -207,6 +226,7 @@ def build_profile(
     source: str,
     row_count: int,
     time_span: tuple[str | None, str | None],
+    version_basis: str = "content",
 ) -> ReferenceProfile:
     """Turn the sketches of a reference span into a sealed profile."""
     features: dict[str, FeatureReference] = {}
@@ -223,4 +243,4 @@ def build_profile(
                                               counts=np.asarray(c.vector(categories), dtype=np.float64),
                                               missing=c.missing)
     return ReferenceProfile(model_id=model_id, features=features, source=source, row_count=row_count,
-                            time_span=time_span).seal()
+                            time_span=time_span, version_basis=version_basis).seal()

@@ -52,7 +52,9 @@ class AlertEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: Literal["1"] = "1"
-    alert_id: str = Field(description="Deterministic: sha256 of model, version, rule, feature, slice, window, reference.")
+    alert_id: str = Field(
+        description="Deterministic: sha256 of model, version, rule, feature, slice, window and reference."
+    )
     status: Literal["firing", "resolved"] = "firing"
     model_id: str
     model_version: str

@@ -51,7 +51,7 @@ class LLMInfo(_Strict):
 class PredictionEvent(_Strict):
     """One prediction, published by the inference service at request time."""
 
-    schema_version: Literal["1"] = CONTRACT_VERSION
+    schema_version: Literal["1"] = "1"
     event_id: Identifier
     model_id: ModelId
     model_version: Identifier
@@ -70,7 +70,7 @@ class PredictionEvent(_Strict):
 class LabelEvent(_Strict):
     """Ground truth for an earlier prediction, joined on `event_id`; may arrive minutes to days later."""
 
-    schema_version: Literal["1"] = CONTRACT_VERSION
+    schema_version: Literal["1"] = "1"
     event_id: Identifier
     model_id: ModelId
     label: float | str | bool

@@ -84,8 +84,9 @@ class KafkaSource:
                     log.error("consumer error on %s[%s]: %s", msg.topic(), msg.partition(), err)
                 continue
             ts_type, ts = msg.timestamp()
-            records.append(RawRecord(value=msg.value(), key=msg.key(), topic=msg.topic(), partition=msg.partition(),
-                                     offset=msg.offset(), timestamp_ms=ts if ts_type else None))
+            records.append(RawRecord(value=msg.value(), key=msg.key(), topic=str(msg.topic()),
+                                     partition=int(msg.partition() or 0), offset=int(msg.offset() or 0),
+                                     timestamp_ms=ts if ts_type else None))
         if records:
             self.pipeline.handle(records)
             for r in records:

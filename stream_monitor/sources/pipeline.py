@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 
 class Pipeline:
-    def __init__(self, engine: Engine, metrics: MonitorMetrics, alerts: AlertSink, dead_letters: DeadLetterSink) -> None:
+    def __init__(
+        self, engine: Engine, metrics: MonitorMetrics, alerts: AlertSink, dead_letters: DeadLetterSink
+    ) -> None:
         self.engine = engine
         self.decoder = EventDecoder(engine.config, engine.feature_kinds())
         self.metrics = metrics
