@@ -311,7 +311,7 @@ class EmbeddedBroker:
                     proc.send_signal(signal.SIGTERM)
                     proc.wait(timeout=_STOP_GRACE_SECONDS)
                 except subprocess.TimeoutExpired:
-                    log.warning("embedded broker pid %s ignored SIGTERM; killing it", proc.pid)
+                    log.info("embedded broker pid %s ignored SIGTERM; killing it", proc.pid)
                     proc.kill()
                     proc.wait(timeout=_STOP_GRACE_SECONDS)
                 except ProcessLookupError:

@@ -53,14 +53,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _simulate_live(bootstrap: str, topic: str, stop: threading.Event, *, rate: float, drift_after: float,
-                   bad_rate: float, seed: int, counts: Counter[str]) -> None:
-    """Produce events stamped with the wall clock at `rate`/s until `stop`; the drift starts after `drift_after` s."""
+                   drift_for: float, bad_rate: float, seed: int, counts: Counter[str]) -> None:
+    """Produce events stamped with the wall clock at `rate`/s until `stop`; drift between the two marks."""
     from confluent_kafka import Producer
 
     from stream_monitor.simulate import TrafficSimulator, utc_now
 
     started = utc_now()
-    sim = TrafficSimulator(seed=seed, drift_at=started + timedelta(seconds=drift_after), bad_rate=bad_rate)
+    sim = TrafficSimulator(seed=seed, drift_at=started + timedelta(seconds=drift_after),
+                           drift_until=started + timedelta(seconds=drift_after + drift_for), bad_rate=bad_rate)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
     tick = 0.05
     next_t = time.monotonic()
@@ -103,22 +104,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "topics": topics,
         "service": {"metrics_port": args.metrics_port, "metrics_host": "127.0.0.1", "poll_timeout_seconds": 0.2,
                     "max_event_bytes": DEMO_MAX_EVENT_BYTES},
-        "models": [demo_model_config(window_seconds=args.window_seconds, reference_windows=2)],
+        "models": [demo_model_config(window_seconds=args.window_seconds, reference_windows=2)
+                   | {"renotify_windows": 1, "slices": {"keys": ["region"], "max_values": 4}}],
     }, "demo")
     service = MonitorService(config, extra_alert_sinks=[ConsoleAlertSink(lambda line: print(line, flush=True))])
     port = service.serve_metrics()
-    drift_after = args.duration * 0.45
+    drift_after, drift_for = args.duration * 0.35, args.duration * 0.4
     print(f"broker {bootstrap}; topics {topics['predictions']} -> {topics['alerts']}, {topics['dead_letter']}\n"
           f"metrics http://127.0.0.1:{port}/metrics; {args.rate:g} events/s, {args.window_seconds:g}s windows, "
           f"reference = first 2 windows\n"
-          f"drift injected after {drift_after:.0f}s on {', '.join(DEFAULT_DRIFT_FEATURES)}; "
+          f"drift injected from {drift_after:.0f}s to {drift_after + drift_for:.0f}s on "
+          f"{', '.join(DEFAULT_DRIFT_FEATURES)}; "
           f"stopping after {args.duration:g}s (Ctrl-C to stop earlier)\n", flush=True)
     stop = threading.Event()
     _install_stop_signals(stop)
     produced: Counter[str] = Counter()
     sim = threading.Thread(target=_simulate_live, name="simulator", daemon=True,
                            args=(bootstrap, topics["predictions"], stop),
-                           kwargs={"rate": args.rate, "drift_after": drift_after, "bad_rate": args.bad_rate,
+                           kwargs={"rate": args.rate, "drift_after": drift_after, "drift_for": drift_for,
+                                   "bad_rate": args.bad_rate,
                                    "seed": args.seed, "counts": produced})
     sim.start()
     timer = threading.Timer(args.duration, stop.set)
@@ -132,7 +136,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if broker is not None:
             broker.stop()
     totals = service.pipeline.totals
-    by_severity = Counter(a.severity for a in totals.alerts)
+    by_severity = Counter(a.severity if a.status == "firing" else "resolved" for a in totals.alerts)
     closed = Counter(r.role for r in totals.reports)
     print(f"\nsummary: produced {sum(produced.values())} ({produced['malformed']} malformed); "
           f"processed {sum(totals.processed.values())} events, dead-lettered {service.pipeline.rejected}; "
@@ -226,7 +230,8 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
     decoder = EventDecoder(config, engine.feature_kinds())
     rejected = Counter[str]()
 
-    def events() -> Any:
+    def events() -> Any:  # called twice: edges first, then exact bin counts
+        rejected.clear()
         for record in read_records(args.input):
             try:
                 ev: PredictionEvent = decoder.decode(record.value)
@@ -236,10 +241,46 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
             if ev.model_id == model:
                 yield ev
 
-    profile = engine.build_reference(model, events(), source=f"file:{Path(args.input).name}")
+    profile = engine.build_reference(model, events, source=f"file:{Path(args.input).name}")
     profile.save(args.output)
     print(f"wrote {args.output}: profile {profile.profile_id}, {profile.row_count} events, "
           f"{len(profile.features)} features" + (f"; skipped invalid: {dict(rejected)}" if rejected else ""))
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import yaml
+
+    from stream_monitor.policy.calibration import calibrate_model
+    from stream_monitor.reference import ReferenceProfile
+
+    config = load_config(args.config)
+    model = config.model(args.model) if args.model else config.models[0]
+    if model is None:
+        raise StreamMonitorError(f"model {args.model!r} is not in {args.config}")
+    ref_path = args.reference or model.reference.path
+    if ref_path is None:
+        raise StreamMonitorError(f"model {model.model_id!r} has no reference.path: build one with "
+                                 "`stream-monitor reference build` and pass it with --reference")
+    reference = ReferenceProfile.load(ref_path)
+    print(f"calibrating {len(model.rules)} rule(s) of {model.model_id} against {reference.profile_id} "
+          f"({args.draws} bootstrap windows per feature) ...", file=sys.stderr, flush=True)
+    calibrated = calibrate_model(model, reference, window_events=args.window_events, target_rate=args.target_rate,
+                                 draws=args.draws, seed=args.seed, fdr=not args.no_fdr)
+    raw = yaml.safe_load(Path(args.config).read_text())
+    for m in raw["models"]:
+        if m["model_id"] == model.model_id:
+            m["rules"] = [r.model_dump(mode="json", exclude_defaults=True) for r in calibrated.rules]
+    Path(args.output).write_text(
+        f"# Calibrated by `stream-monitor calibrate` for {model.model_id} against {reference.profile_id}:\n"
+        f"# target false-alarm rate {args.target_rate} per window and feature. Review, then commit.\n"
+        + yaml.safe_dump(raw, sort_keys=False)
+    )
+    for rule in calibrated.rules:
+        for feature, cal in sorted((rule.calibration or {}).get("per_feature", {}).items()):
+            levels = ", ".join(f"{s}={t:.4g}" for s, t in cal["thresholds"].items())
+            print(f"  {rule.id:10} {feature:24} {levels}")
+    print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
 
@@ -314,6 +355,18 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--model", help="model id (default: the first configured)")
     rb.add_argument("-o", "--output", required=True)
     rb.set_defaults(func=cmd_reference_build)
+
+    cal = sub.add_parser("calibrate", help="set rule thresholds for a target false-alarm rate per window")
+    cal.add_argument("-c", "--config", required=True)
+    cal.add_argument("--model", help="model id (default: the first configured)")
+    cal.add_argument("--reference", help="reference profile (default: the model's reference.path)")
+    cal.add_argument("--window-events", type=int, help="events per window (default: from the reference's rate)")
+    cal.add_argument("--target-rate", type=float, default=0.01, help="false alarms per window and feature")
+    cal.add_argument("--draws", type=int, default=400, help="bootstrap windows per feature")
+    cal.add_argument("--seed", type=int, default=0)
+    cal.add_argument("--no-fdr", action="store_true", help="do not turn on Benjamini-Hochberg across features")
+    cal.add_argument("-o", "--output", required=True, help="the config with calibrated rules, to review")
+    cal.set_defaults(func=cmd_calibrate)
 
     sch = sub.add_parser("schemas", help="JSON Schemas of the event contracts")
     sch_sub = sch.add_subparsers(dest="schemas_command", required=True)

@@ -36,27 +36,69 @@ class KafkaConfig(_Section):
     bootstrap_servers: str = "localhost:9092"
     group_id: str = "stream-monitor"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] | None = None
-    sasl_mechanism: str | None = None
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_ca_location: str | None = None
+    ssl_certificate_location: str | None = Field(default=None, description="Client certificate (mutual TLS).")
+    ssl_key_location: str | None = None
+    ssl_key_password: SecretStr | None = None
+    oauthbearer_token_endpoint_url: str | None = Field(
+        default=None, description="OAUTHBEARER via OIDC client credentials (sasl.oauthbearer.method=oidc).")
+    oauthbearer_client_id: str | None = None
+    oauthbearer_client_secret: SecretStr | None = None
+    oauthbearer_scope: str | None = None
+    allow_insecure_tls: bool = Field(
+        default=False, description="Permit settings that turn off certificate or hostname verification.")
     settings: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="Extra librdkafka properties, e.g. {'client.id': 'monitor-1'}."
     )
 
+    @model_validator(mode="after")
+    def _verification_stays_on(self) -> KafkaConfig:
+        """Hostname and certificate verification are librdkafka's defaults; turning them off must be explicit."""
+        off = {k: v for k, v in self.settings.items() if (k, str(v).lower()) in _INSECURE_TLS}
+        if off and not self.allow_insecure_tls:
+            raise ValueError(f"settings {sorted(off)} turn off TLS verification; set kafka.allow_insecure_tls: true "
+                             "if you really mean it (never in production)")
+        return self
+
     def librdkafka(self) -> dict[str, Any]:
         """The common client properties (consumer and producer add their own)."""
         conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}
+        secret = _secret
         optional = {
             "security.protocol": self.security_protocol,
             "sasl.mechanism": self.sasl_mechanism,
             "sasl.username": self.sasl_username,
-            "sasl.password": self.sasl_password.get_secret_value() if self.sasl_password else None,
+            "sasl.password": secret(self.sasl_password),
             "ssl.ca.location": self.ssl_ca_location,
+            "ssl.certificate.location": self.ssl_certificate_location,
+            "ssl.key.location": self.ssl_key_location,
+            "ssl.key.password": secret(self.ssl_key_password),
         }
+        if self.oauthbearer_token_endpoint_url is not None:
+            optional.update({
+                "sasl.oauthbearer.method": "oidc",
+                "sasl.oauthbearer.token.endpoint.url": self.oauthbearer_token_endpoint_url,
+                "sasl.oauthbearer.client.id": self.oauthbearer_client_id,
+                "sasl.oauthbearer.client.secret": secret(self.oauthbearer_client_secret),
+                "sasl.oauthbearer.scope": self.oauthbearer_scope,
+            })
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            optional["ssl.endpoint.identification.algorithm"] = "https"  # librdkafka's default, stated explicitly
         conf.update({k: v for k, v in optional.items() if v is not None})
         conf.update(self.settings)
         return conf
+
+
+#: librdkafka settings that switch off TLS verification (refused unless kafka.allow_insecure_tls).
+_INSECURE_TLS = {("ssl.endpoint.identification.algorithm", "none"),
+                 ("enable.ssl.certificate.verification", "false")}
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 class TopicsConfig(_Section):
@@ -65,6 +107,8 @@ class TopicsConfig(_Section):
     alerts: str = "monitor.alerts"
     dead_letter: str = "monitor.dead-letter"
     decisions: str = "monitor.decisions"
+    windows: str | None = Field(default=None, description="One JSON record per closed window, keyed by its "
+                                "deterministic window id (audit trail; None = off).")
 
 
 class ServiceConfig(_Section):
@@ -75,6 +119,47 @@ class ServiceConfig(_Section):
     commit_interval_seconds: float = Field(default=1.0, ge=0)
     max_event_bytes: int = Field(default=1_048_576, ge=256)
     lag_refresh_seconds: float = Field(default=5.0, gt=0)
+    metrics_tls_certfile: Path | None = Field(default=None, description="Serve /metrics over HTTPS with this "
+                                              "certificate (PEM); needs metrics_tls_keyfile.")
+    metrics_tls_keyfile: Path | None = None
+    metrics_tls_client_cafile: Path | None = Field(default=None, description="Require client certificates "
+                                                   "signed by this CA (mutual TLS) on /metrics.")
+    delivery: Literal["at_least_once", "exactly_once"] = Field(
+        default="at_least_once", description="exactly_once: transactional producer; outputs, checkpoint and "
+        "offsets commit atomically (consumers of the outputs must read with isolation.level=read_committed).")
+    instance_id: str | None = Field(default=None, description="Stable id of this instance (transactional.id "
+                                    "suffix); default: the host name.")
+    max_queued_kbytes: int = Field(default=32_768, ge=1024, description="Bound on librdkafka's fetch queue and "
+                                   "the producer queue (KiB): when processing falls behind, lag grows, memory not.")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServiceConfig:
+        if (self.metrics_tls_certfile is None) != (self.metrics_tls_keyfile is None):
+            raise ValueError("metrics_tls_certfile and metrics_tls_keyfile go together")
+        if self.metrics_tls_client_cafile is not None and self.metrics_tls_certfile is None:
+            raise ValueError("metrics_tls_client_cafile needs metrics_tls_certfile and metrics_tls_keyfile")
+        return self
+
+
+class CheckpointConfig(_Section):
+    """Where engine state goes before offsets are committed (docs/guarantees.md)."""
+
+    backend: Literal["kafka", "directory", "none"] = Field(
+        default="kafka", description="kafka: a compacted topic; directory: local files (one instance, or a "
+        "shared file system); none: state is lost on restart (windows in progress restart empty).")
+    topic: str = Field(default="monitor.checkpoints", description="Compacted; created on start if missing.")
+    directory: Path | None = Field(default=None, description="For backend: directory.")
+    create_topic: bool = Field(default=True, description="Create the checkpoint topic (cleanup.policy=compact, "
+                               "as many partitions as the input) if it does not exist.")
+    max_record_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024, description="Largest checkpoint "
+                                  "record (one input partition's state, zlib-compressed).")
+    read_timeout_seconds: float = Field(default=30.0, gt=0, description="Deadline to read checkpoints on assign.")
+
+    @model_validator(mode="after")
+    def _directory_given(self) -> CheckpointConfig:
+        if self.backend == "directory" and self.directory is None:
+            raise ValueError("backend 'directory' needs checkpoint.directory")
+        return self
 
 
 class FeatureSpec(_Section):
@@ -83,10 +168,48 @@ class FeatureSpec(_Section):
 
 
 class WindowConfig(_Section):
-    """Event-time tumbling windows; a window closes when the watermark passes its end."""
+    """Event-time windows; a window closes when the watermark passes its end.
+
+    Tumbling by default; with `slide_seconds` smaller than `size_seconds` the windows
+    overlap (sliding) and each is the merge of `size / slide` panes.
+    """
 
     size_seconds: float = Field(default=300.0, gt=0)
+    slide_seconds: float | None = Field(default=None, gt=0, description="None means tumbling (slide = size).")
     allowed_lateness_seconds: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _slide_divides_size(self) -> WindowConfig:
+        if self.slide_seconds is not None:
+            ratio = self.size_seconds / self.slide_seconds
+            if self.slide_seconds > self.size_seconds or abs(ratio - round(ratio)) > 1e-9:
+                raise ValueError("slide_seconds must divide size_seconds (e.g. size 300, slide 60)")
+        return self
+
+    @property
+    def slide(self) -> float:
+        return self.slide_seconds or self.size_seconds
+
+
+class SliceConfig(_Section):
+    """Statistics and rules per slice value (event field `slice.<key>`), with a cap on tracked values."""
+
+    keys: list[str] = Field(default_factory=list, description="Slice tags to track, e.g. [country].")
+    max_values: int = Field(default=10, ge=1, le=1000, description="Per key; later values fold into 'other'.")
+
+
+DETECTOR_TYPES = ("adwin", "kswin", "page_hinkley", "ddm", "eddm", "hddm_a", "hddm_w", "fhddm")
+
+
+class DetectorConfig(_Section):
+    """An online detector (river.drift) on a per-event signal: a feature name or `prediction.score`."""
+
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._\-]+$")
+    type: Literal["adwin", "kswin", "page_hinkley", "ddm", "eddm", "hddm_a", "hddm_w", "fhddm"]
+    signal: str = Field(min_length=1)
+    params: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    severity: Severity = "warning"
+    action: Action = "warn"
 
 
 class ReferenceConfig(_Section):
@@ -111,14 +234,24 @@ class RuleConfig(_Section):
     actions: dict[Severity, Action] = Field(default_factory=lambda: dict(DEFAULT_ACTIONS))
     features: list[str] | None = Field(default=None, description="None means every feature with this metric.")
     min_samples: int = Field(default=200, ge=1)
+    fire_after: int = Field(default=1, ge=1, description="Consecutive breaching windows before it fires.")
+    clear_after: int = Field(default=1, ge=1, description="Consecutive clear windows before it resolves.")
+    cooldown_windows: int = Field(default=0, ge=0, description="Windows after a resolve before it may fire again.")
+    per_slice: bool = Field(default=False, description="Also judge each tracked slice (when slices are "
+                            "configured). Slices are small: pair this with calibrated thresholds and `fdr`.")
+    fdr: float | None = Field(default=None, gt=0, lt=1, description="Benjamini-Hochberg level across features "
+                              "per window; needs a p-value metric or calibrated thresholds.")
+    calibration: dict[str, Any] | None = Field(default=None, description="Written by `calibrate`: the null "
+                                               "distribution the thresholds came from.")
     owner: str | None = None
     runbook: str | None = None
 
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, value: str) -> str:
-        if value not in RULE_METRICS:
-            raise ValueError(f"unknown metric {value!r}; allowed: {', '.join(RULE_METRICS)}")
+        if value not in RULE_METRICS and not value.startswith("detections."):
+            raise ValueError(f"unknown metric {value!r}; allowed: {', '.join(RULE_METRICS)}, "
+                             "or detections.<detector id>")
         return value
 
 
@@ -144,6 +277,20 @@ class ModelConfig(_Section):
     window: WindowConfig = Field(default_factory=WindowConfig)
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
     rules: list[RuleConfig] = Field(default_factory=default_rules)
+    slices: SliceConfig = Field(default_factory=SliceConfig)
+    detectors: list[DetectorConfig] = Field(default_factory=list)
+    renotify_windows: int = Field(default=0, ge=0, description="While an incident stays open, publish it again "
+                                  "every N windows (0: only when it opens, escalates or resolves).")
+
+    def all_rules(self) -> list[RuleConfig]:
+        """Declared rules plus one implied rule per detector (fires on any detection in the window)."""
+        implied = [
+            RuleConfig(id=f"detector.{d.id}", metric=f"detections.{d.id}", comparison=">=",
+                       thresholds={d.severity: 1.0}, actions={d.severity: d.action}, features=[d.signal],
+                       min_samples=1, per_slice=False)
+            for d in self.detectors
+        ]
+        return [*self.rules, *implied]
 
     @model_validator(mode="after")
     def _unique_names(self) -> ModelConfig:
@@ -151,10 +298,14 @@ class ModelConfig(_Section):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"feature names must be unique; repeated: {', '.join(dupes)}")
-        rule_ids = [r.id for r in self.rules]
+        rule_ids = [r.id for r in self.rules] + [d.id for d in self.detectors]
         dupes = sorted({r for r in rule_ids if rule_ids.count(r) > 1})
         if dupes:
-            raise ValueError(f"rule ids must be unique; repeated: {', '.join(dupes)}")
+            raise ValueError(f"rule and detector ids must be unique; repeated: {', '.join(dupes)}")
+        known = {d.id for d in self.detectors}
+        for r in self.rules:
+            if r.metric.startswith("detections.") and r.metric.split(".", 1)[1] not in known:
+                raise ValueError(f"rule {r.id!r} names {r.metric!r} but no detector has that id")
         if not self.features and self.reference.path is None:
             raise ValueError("declare `features`, or give `reference.path` so they can be taken from the profile")
         return self
@@ -170,6 +321,7 @@ class MonitorConfig(BaseSettings):
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     topics: TopicsConfig = Field(default_factory=TopicsConfig)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     models: list[ModelConfig] = Field(min_length=1)
 
     @classmethod

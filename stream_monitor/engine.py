@@ -1,14 +1,17 @@
-"""The core: route events -> update window sketches -> close windows -> compare -> evaluate rules.
+"""The core: route events -> update pane sketches and detectors -> close windows -> compare -> apply policy.
 
 The engine does no I/O: events in, :class:`EngineOutput` out. The Kafka source and
 the file replay feed it the same way, which is why ``replay`` gives the same alerts
 (same ids) as ``run`` on the same input.
 
-Per batch, events are grouped by (model, version, window) and each feature becomes
-one numpy column, so every sketch is updated with one vector call per group.
+Per batch, events are grouped by (model, version, pane) and each feature becomes one
+numpy column, so every sketch is updated with one vector call per group. Results do
+not depend on how the input is cut into batches: lateness is decided per event
+against the watermark, and windows close in event-time order.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,85 +19,101 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from stream_monitor.columns import ColumnBatch, columns_from_events, process_columns, update_pane
 from stream_monitor.config import ModelConfig, MonitorConfig
 from stream_monitor.contracts.events import PredictionEvent
+from stream_monitor.detectors import RiverDetector, make_detector
 from stream_monitor.engine_types import EngineOutput, FeatureResult, WindowReport
-from stream_monitor.errors import ProfileError
-from stream_monitor.policy.rules import evaluate_rules
-from stream_monitor.reference import CategoricalReference, NumericReference, ReferenceProfile, build_profile
+from stream_monitor.errors import ConfigError, ProfileError
+from stream_monitor.policy.engine import PolicyEngine
+from stream_monitor.reference import (
+    CategoricalReference,
+    FeatureReference,
+    NumericReference,
+    ReferenceProfile,
+    build_profile,
+)
 from stream_monitor.sketches import CategoryCounts, NumericSketch
 from stream_monitor.stats.compare import compare_categorical, compare_numeric
-from stream_monitor.windows import Watermark, from_ms, to_ms, window_start
+from stream_monitor.window_state import (
+    OTHER_SLICE,
+    PREDICTION_CLASS,
+    PREDICTION_SCORE,
+    FeatureSketches,
+    Pane,
+    WindowState,
+)
+from stream_monitor.windows import Watermark, from_ms, to_ms
 
-PREDICTION_SCORE = "prediction.score"
-PREDICTION_CLASS = "prediction.class"
+__all__ = ["PREDICTION_CLASS", "PREDICTION_SCORE", "Engine", "ModelMonitor", "WindowState", "feature_kinds"]
+
+
+EventSource = Iterable[PredictionEvent] | Callable[[], Iterable[PredictionEvent]]
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _numeric(value: object) -> float:
-    if value is None or isinstance(value, list | str):
-        return np.nan
-    return float(value)  # type: ignore[arg-type]
-
-
-def _category(value: object) -> str | None:
-    if value is None or isinstance(value, list):
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-@dataclass
-class WindowState:
-    model_version: str
-    start_ms: int
-    end_ms: int
-    numeric: dict[str, NumericSketch]
-    categorical: dict[str, CategoryCounts]
-    n_events: int = 0
-
-
 @dataclass
 class ModelMonitor:
-    """All state of one configured model: feature kinds, reference, open windows, watermark."""
+    """All state of one configured model: features, reference, open panes, watermark, detectors, slices."""
 
     config: ModelConfig
     numeric_features: list[str]
     categorical_features: list[str]
     reference: ReferenceProfile | None
     watermark: Watermark
-    windows: dict[tuple[str, int], WindowState] = field(default_factory=dict)
-    reference_windows: list[WindowState] = field(default_factory=list)
+    panes: dict[tuple[str, int], Pane] = field(default_factory=dict)
+    next_close: dict[str, int] = field(default_factory=dict)
+    reference_panes: dict[tuple[str, int], Pane] = field(default_factory=dict)
+    reference_windows: int = 0
+    slice_values: dict[str, list[str]] = field(default_factory=dict)
+    detectors: dict[tuple[str, str], RiverDetector] = field(default_factory=dict)
+    last_versions: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     @property
     def size_ms(self) -> int:
         return int(self.config.window.size_seconds * 1000)
 
-    def _edges(self, name: str) -> np.ndarray | None:
-        if self.reference is None:
-            return None
-        ref = self.reference.features.get(name)
-        return ref.edges if isinstance(ref, NumericReference) else None
+    @property
+    def slide_ms(self) -> int:
+        return int(self.config.window.slide * 1000)
 
-    def _categories(self, name: str) -> list[str] | None:
-        if self.reference is None:
-            return None
-        ref = self.reference.features.get(name)
-        return ref.categories if isinstance(ref, CategoricalReference) else None
+    # Kept for readers of the first engine (tumbling: a window is a pane).
+    @property
+    def windows(self) -> dict[tuple[str, int], Pane]:
+        return self.panes
 
-    def new_window(self, version: str, start_ms: int) -> WindowState:
-        cap = self.config.reference.max_categories
-        return WindowState(
-            model_version=version,
-            start_ms=start_ms,
-            end_ms=start_ms + self.size_ms,
-            numeric={f: NumericSketch(self._edges(f)) for f in self.numeric_features},
-            categorical={f: CategoryCounts(cap, self._categories(f)) for f in self.categorical_features},
-        )
+    def _refs(self, slice_key: str | None) -> dict[str, FeatureReference]:
+        if self.reference is None:
+            return {}
+        if slice_key is not None and slice_key in self.reference.slices:
+            return self.reference.slices[slice_key]
+        return self.reference.features
+
+    def empty_sketches(self, slice_key: str | None = None) -> FeatureSketches:
+        refs = self._refs(slice_key)
+        numeric = {f: (r.edges if isinstance(r := refs.get(f), NumericReference) else None)
+                   for f in self.numeric_features}
+        categorical = {f: (r.categories if isinstance(r := refs.get(f), CategoricalReference) else None)
+                       for f in self.categorical_features}
+        return FeatureSketches.empty(numeric, categorical, self.config.reference.max_categories)
+
+    def new_pane(self, version: str, start_ms: int) -> Pane:
+        return Pane(model_version=version, start_ms=start_ms, end_ms=start_ms + self.slide_ms,
+                    overall=self.empty_sketches())
+
+    # Kept for readers of the first engine.
+    def new_window(self, version: str, start_ms: int) -> Pane:
+        return self.new_pane(version, start_ms)
+
+    def slice_of(self, key: str, value: str) -> str:
+        """The tracked slice label for a tag value; values beyond the cap fold into 'other'."""
+        tracked = self.slice_values.setdefault(key, [])
+        if value not in tracked and len(tracked) < self.config.slices.max_values and value != OTHER_SLICE:
+            tracked.append(value)
+        return f"{key}={value if value in tracked else OTHER_SLICE}"
 
 
 def feature_kinds(model: ModelConfig, reference: ReferenceProfile | None) -> dict[str, str]:
@@ -118,6 +137,7 @@ class Engine:
         self.clock = clock
         self.models: dict[str, ModelMonitor] = {}
         self.latest: dict[tuple[str, str], WindowReport] = {}
+        self.policy = PolicyEngine()
         references = dict(references or {})
         for m in config.models:
             ref = references.get(m.model_id)
@@ -132,6 +152,11 @@ class Engine:
             if m.monitor_prediction:
                 numeric.append(PREDICTION_SCORE)
                 categorical.append(PREDICTION_CLASS)
+            for d in m.detectors:
+                if d.signal not in numeric:
+                    raise ConfigError(f"models.{m.model_id}.detectors.{d.id}.signal: {d.signal!r} is not a numeric "
+                                      f"feature of the model; choose from {', '.join(numeric)}")
+                make_detector(d.type, d.params)  # validate parameters now, not at the first event
             self.models[m.model_id] = ModelMonitor(
                 config=m, numeric_features=numeric, categorical_features=categorical, reference=ref,
                 watermark=Watermark(int(m.window.allowed_lateness_seconds * 1000)),
@@ -144,48 +169,31 @@ class Engine:
     # -- ingest -------------------------------------------------------------------------
 
     def process(self, events: Sequence[PredictionEvent]) -> EngineOutput:
-        """Add a batch of valid events, then close every window the watermark has passed."""
-        out = EngineOutput()
-        groups: dict[tuple[str, str, int], list[PredictionEvent]] = defaultdict(list)
-        for ev in events:
-            mm = self.models[ev.model_id]
-            ts = to_ms(ev.timestamp)
-            start = window_start(ts, mm.size_ms)
-            wm = mm.watermark.value
-            if wm is not None and start + mm.size_ms <= wm:
-                out.late[ev.model_id] += 1
-                continue
-            mm.watermark.observe(ts)
-            groups[(ev.model_id, ev.model_version, start)].append(ev)
-        for (model_id, version, start), group in groups.items():
-            mm = self.models[model_id]
-            key = (version, start)
-            state = mm.windows.get(key)
-            if state is None:
-                state = mm.windows[key] = mm.new_window(version, start)
-            self._update(mm, state, group)
-            out.processed[model_id] += len(group)
-        for mm in self.models.values():
-            out.extend(self._close(mm, final=False))
-        return out
+        """Add a batch of valid events, then close every window the watermark has passed.
 
-    def _update(self, mm: ModelMonitor, state: WindowState, events: list[PredictionEvent]) -> None:
-        state.n_events += len(events)
-        count = len(events)
-        for name, sketch in state.numeric.items():
-            if name == PREDICTION_SCORE:
-                col = np.fromiter((_numeric(e.prediction.score) for e in events), np.float64, count)
-            else:
-                col = np.fromiter((_numeric(e.features.get(name)) for e in events), np.float64, count)
-            sketch.update(col)
-        for name, counts in state.categorical.items():
-            if name == PREDICTION_CLASS:
-                values = [e.prediction.class_ for e in events]
-            else:
-                values = [_category(e.features.get(name)) for e in events]
-            present = [v for v in values if v is not None]
-            counts.missing += count - len(present)
-            counts.update(present)
+        Events become one column batch per model (arrival order kept) and take the
+        same path as the decoders' columns: :meth:`process_columns`.
+        """
+        by_model: dict[str, list[PredictionEvent]] = defaultdict(list)
+        for ev in events:
+            by_model[ev.model_id].append(ev)
+        return self.process_columns([self.columns(mid, evs) for mid, evs in by_model.items()])
+
+    def columns(self, model_id: str, events: Sequence[PredictionEvent]) -> ColumnBatch:
+        mm = self.models[model_id]
+        return columns_from_events(model_id, mm.numeric_features, mm.categorical_features, events)
+
+    def _update(self, mm: ModelMonitor, pane: Pane, events: list[PredictionEvent]) -> None:
+        update_pane(mm, pane, self.columns(mm.config.model_id, events))
+
+    def process_columns(self, batches: Sequence[ColumnBatch]) -> EngineOutput:
+        """The hot path: :meth:`process` for rows already decoded into columns (one batch per model).
+
+        Same lateness, panes, slices, detectors and closes as ``process`` on the same rows
+        in the same order (``tests/perf/test_columns_equivalence.py``), with numpy routing
+        and one vector call per sketch instead of per-event Python.
+        """
+        return process_columns(self, batches)
 
     # -- close and evaluate ---------------------------------------------------------------
 
@@ -199,52 +207,110 @@ class Engine:
     def _close(self, mm: ModelMonitor, *, final: bool) -> EngineOutput:
         out = EngineOutput()
         wm = mm.watermark.value
-        ready = sorted(
-            (k for k, w in mm.windows.items() if final or (wm is not None and w.end_ms <= wm)),
-            key=lambda k: (k[1], k[0]),
-        )
-        for key in ready:
-            state = mm.windows.pop(key)
-            report = self._report(mm, state)
+        if not mm.panes or (wm is None and not final):
+            return out
+        size, slide = mm.size_ms, mm.slide_ms
+        due: list[tuple[int, str]] = []
+        for version in sorted({v for v, _ in mm.panes}):
+            starts = [s for v, s in mm.panes if v == version]
+            first = max(min(starts) - size + slide, mm.next_close.get(version, min(starts) - size + slide))
+            last = max(starts) if final else (wm - size if wm is not None else None)
+            if last is None:
+                continue
+            for s in range(first, last + 1, slide):
+                if any(s <= p < s + size for p in starts):
+                    due.append((s, version))
+        for s, version in sorted(due):
+            mm.next_close[version] = s + slide
+            panes = [p for (v, start), p in sorted(mm.panes.items()) if v == version and s <= start < s + size]
+            report = self._report(mm, version, s, panes)
             out.reports.append(report)
-            self.latest[(mm.config.model_id, state.model_version)] = report
-            out.alerts.extend(evaluate_rules(mm.config, report, self.clock()))
+            self.latest[(mm.config.model_id, version)] = report
+            out.alerts.extend(self.policy.evaluate(mm.config, report, self.clock(), mm.reference))
+        horizon = None if final else wm
+        for key in [k for k in mm.panes if horizon is None or k[1] + size <= horizon]:
+            del mm.panes[key]
         return out
 
-    def _report(self, mm: ModelMonitor, state: WindowState) -> WindowReport:
+    def _merged(self, panes: list[Pane]) -> Pane:
+        if len(panes) == 1:
+            return panes[0]
+        merged = panes[0].copy()
+        for p in panes[1:]:
+            merged.merge(p)
+        return merged
+
+    def _report(self, mm: ModelMonitor, version: str, start_ms: int, panes: list[Pane]) -> WindowReport:
+        window = self._merged(panes)
         report = WindowReport(
-            model_id=mm.config.model_id, model_version=state.model_version,
-            window_start=from_ms(state.start_ms), window_end=from_ms(state.end_ms),
-            n_events=state.n_events, role="no_reference", reference_version=None,
+            model_id=mm.config.model_id, model_version=version,
+            window_start=from_ms(start_ms), window_end=from_ms(start_ms + mm.size_ms),
+            n_events=window.n_events, role="no_reference", reference_version=None,
+            versions={k: dict(v) for k, v in window.versions.items()},
+            previous_versions=mm.last_versions.get(version, {}),
         )
+        mm.last_versions[version] = {k: sorted(v) for k, v in window.versions.items()}
         if mm.reference is None:
-            mm.reference_windows.append(state)
             report.role = "reference"
-            if len(mm.reference_windows) >= mm.config.reference.from_stream_windows:
-                mm.reference = self._reference_from(mm, mm.reference_windows)
-                mm.reference_windows = []
+            for p in panes:
+                mm.reference_panes[(p.model_version, p.start_ms)] = p
+            mm.reference_windows += 1
+            if mm.reference_windows >= mm.config.reference.from_stream_windows:
+                mm.reference = self._reference_from(mm, list(mm.reference_panes.values()))
+                mm.reference_panes = {}
             return report
         report.role = "evaluated"
         report.reference_version = mm.reference.profile_id
-        report.features = dict(self._compare(mm.reference, state))
+        report.features = dict(self._compare(mm.reference.features, window.overall))
+        for label, sk in sorted(window.slices.items()):
+            refs = mm.reference.slices.get(label, mm.reference.features)
+            report.slices[label] = dict(self._compare(refs, sk))
+        for d in mm.config.detectors:
+            result = report.features.get(d.signal)
+            if result is not None:
+                result.stats[f"detections.{d.id}"] = float(window.detections.get(d.id, 0))
+        report.detections = dict(window.detections)
         return report
 
     @staticmethod
-    def _compare(ref: ReferenceProfile, state: WindowState) -> Iterable[tuple[str, FeatureResult]]:
-        for name, sketch in state.numeric.items():
-            nref = ref.features.get(name)
+    def _compare(refs: dict[str, FeatureReference], sketches: FeatureSketches) -> Iterable[tuple[str, FeatureResult]]:
+        for name, sketch in sketches.numeric.items():
+            nref = refs.get(name)
             if isinstance(nref, NumericReference):
                 yield name, compare_numeric(name, nref, sketch)
-        for name, counts in state.categorical.items():
-            cref = ref.features.get(name)
+        for name, counts in sketches.categorical.items():
+            cref = refs.get(name)
             if isinstance(cref, CategoricalReference):
                 yield name, compare_categorical(name, cref, counts)
 
-    def build_reference(self, model_id: str, events: Iterable[PredictionEvent], source: str,
-                        chunk: int = 10_000) -> ReferenceProfile:
-        """A profile from a finite set of events (`reference build`): all of them count as one span."""
+    # -- reference ------------------------------------------------------------------------
+
+    def build_reference(self, model_id: str, events: EventSource, source: str, chunk: int = 10_000
+                        ) -> ReferenceProfile:
+        """A profile from a finite set of events (`reference build`): all of them count as one span.
+
+        Given a callable that yields the events afresh (or a list), the build takes two
+        passes so that reference bin counts are exact: the first finds the quantile
+        edges, the second counts each bin (slices share the overall edges). A one-shot
+        iterator gets one pass, with bin counts estimated from the KLL sketch.
+        """
+        if callable(events) or isinstance(events, list | tuple):
+            again: Callable[[], Iterable[PredictionEvent]] = events if callable(events) else (lambda: events)
+            first = self._one_pass(model_id, again(), source, chunk)
+            mm = self.models[model_id]
+            saved = mm.reference
+            mm.reference = dataclasses.replace(first, slices={})
+            try:
+                edges = {name: f.edges for name, f in first.features.items() if isinstance(f, NumericReference)}
+                return self._one_pass(model_id, again(), source, chunk, edges=edges)
+            finally:
+                mm.reference = saved
+        return self._one_pass(model_id, events, source, chunk)
+
+    def _one_pass(self, model_id: str, events: Iterable[PredictionEvent], source: str, chunk: int,
+                  edges: dict[str, np.ndarray] | None = None) -> ReferenceProfile:
         mm = self.models[model_id]
-        state = mm.new_window("reference", 0)
+        pane = mm.new_pane("reference", 0)
         first: int | None = None
         last: int | None = None
         buffer: list[PredictionEvent] = []
@@ -254,31 +320,42 @@ class Engine:
             last = ts if last is None else max(last, ts)
             buffer.append(ev)
             if len(buffer) >= chunk:
-                self._update(mm, state, buffer)
+                self._update(mm, pane, buffer)
                 buffer = []
         if buffer:
-            self._update(mm, state, buffer)
+            self._update(mm, pane, buffer)
         if first is None or last is None:
             raise ProfileError(f"{source}: no valid events for model {model_id!r}; nothing to build a reference from")
-        state.start_ms, state.end_ms = first, last
-        return self._reference_from(mm, [state], source=source)
+        pane.start_ms, pane.end_ms = first, last
+        return self._reference_from(mm, [pane], source=source, edges=edges)
 
-    def _reference_from(self, mm: ModelMonitor, windows: list[WindowState], source: str | None = None
-                        ) -> ReferenceProfile:
-        numeric = {f: NumericSketch() for f in mm.numeric_features}
-        categorical = {f: CategoryCounts(10 * mm.config.reference.max_categories) for f in mm.categorical_features}
-        for w in windows:
-            for f, s in w.numeric.items():
-                numeric[f].merge(s)
-            for f, c in w.categorical.items():
-                categorical[f].merge(c)
-        numeric = {f: s for f, s in numeric.items() if s.n > 0}
-        categorical = {f: c for f, c in categorical.items() if c.n > 0}
+    def _reference_from(self, mm: ModelMonitor, panes: list[Pane], source: str | None = None,
+                        edges: dict[str, np.ndarray] | None = None) -> ReferenceProfile:
+        cap = 10 * mm.config.reference.max_categories
+
+        def combined(parts: list[FeatureSketches]) -> tuple[dict[str, NumericSketch], dict[str, CategoryCounts]]:
+            numeric = {f: NumericSketch() for f in mm.numeric_features}
+            categorical = {f: CategoryCounts(cap) for f in mm.categorical_features}
+            for part in parts:
+                for f, s in part.numeric.items():
+                    numeric[f].merge(s)
+                for f, c in part.categorical.items():
+                    categorical[f].merge(c)
+            return ({f: s for f, s in numeric.items() if s.n > 0},
+                    {f: c for f, c in categorical.items() if c.n > 0})
+
+        labels = sorted({label for p in panes for label in p.slices})
+        slices = {label: combined([p.slices[label] for p in panes if label in p.slices]) for label in labels}
+        numeric, categorical = combined([p.overall for p in panes])
+        panes = sorted(panes, key=lambda p: p.start_ms)
         return build_profile(
             mm.config.model_id, numeric, categorical,
             bins=mm.config.reference.bins, max_categories=mm.config.reference.max_categories,
-            source=source or f"stream:first {len(windows)} window(s)",
-            row_count=sum(w.n_events for w in windows),
-            time_span=(from_ms(windows[0].start_ms).isoformat(), from_ms(windows[-1].end_ms).isoformat()),
+            source=source or f"stream:first {mm.reference_windows} window(s)",
+            row_count=sum(p.n_events for p in panes),
+            time_span=(from_ms(panes[0].start_ms).isoformat(), from_ms(max(p.end_ms for p in panes)).isoformat()),
             version_basis="content" if source else "span",
+            slices=slices,
+            edges=dict(edges) if edges else None,  # type: ignore[arg-type]
         )
+

@@ -33,6 +33,10 @@ class WindowReport:
     role: Literal["evaluated", "reference", "no_reference"]
     reference_version: str | None
     features: dict[str, FeatureResult] = field(default_factory=dict)
+    slices: dict[str, dict[str, FeatureResult]] = field(default_factory=dict)
+    detections: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, dict[str, int]] = field(default_factory=dict)
+    previous_versions: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass

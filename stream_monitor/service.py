@@ -1,19 +1,32 @@
-"""The running service: one engine, the Kafka source, the Kafka sinks and the metrics endpoint, wired together."""
+"""The running service: one engine, the Kafka source, the Kafka sinks and the metrics endpoint, wired together.
+
+Also where the delivery mode is chosen (``service.delivery``): at-least-once uses an
+idempotent producer; exactly-once a transactional one whose ``transactional.id`` is
+``<group_id>.<instance_id>``, stable across restarts so a restarted instance fences
+its predecessor and aborts its open transaction before reading any checkpoint.
+"""
 from __future__ import annotations
 
 import logging
+import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.metrics_core import Metric
+from prometheus_client.samples import Sample
 
+from stream_monitor.checkpoint.coordinator import Checkpointer
+from stream_monitor.checkpoint.delivery import AtLeastOnce, Delivery, ExactlyOnce
+from stream_monitor.checkpoint.store import CheckpointStore, DirectoryCheckpointStore, KafkaCheckpointStore
 from stream_monitor.config import MonitorConfig
 from stream_monitor.engine import Engine
 from stream_monitor.reference import ReferenceProfile
 from stream_monitor.sinks.base import AlertSink, FanoutAlertSink
-from stream_monitor.sinks.kafka import KafkaAlertSink, KafkaDeadLetterSink
+from stream_monitor.sinks.kafka import KafkaAlertSink, KafkaDeadLetterSink, KafkaWindowSink
 from stream_monitor.sinks.metrics import MonitorMetrics
 from stream_monitor.sources.kafka import KafkaSource
 from stream_monitor.sources.pipeline import Pipeline
@@ -21,10 +34,84 @@ from stream_monitor.sources.pipeline import Pipeline
 log = logging.getLogger(__name__)
 
 
+#: Hard cap on label sets per metric family at exposition (docs/guarantees.md, promise 6).
+SERIES_CAP = 1000
+OVERFLOW_LABEL = "other"
+
+
+class CappedRegistry(CollectorRegistry):
+    """A registry whose exposition never shows more than `cap` label sets per metric.
+
+    Labels are bounded upstream (configured models, capped slices, closed reason sets);
+    this is the last line of defence. Beyond the cap, counter and histogram samples are
+    summed into one series whose labels all read ``other``; gauges, which do not add
+    up, are dropped there.
+    """
+
+    def __init__(self, cap: int = SERIES_CAP) -> None:
+        super().__init__()
+        self.cap = cap
+
+    def collect(self) -> Iterator[Metric]:
+        for family in super().collect():
+            yield self._capped(family)
+
+    def _capped(self, family: Metric) -> Metric:
+        def label_set(sample: Sample) -> tuple[tuple[str, str], ...]:
+            return tuple(sorted((k, v) for k, v in sample.labels.items() if k not in ("le", "quantile")))
+
+        keep: set[tuple[tuple[str, str], ...]] = set()
+        for sample in family.samples:
+            if len(keep) >= self.cap:
+                break
+            keep.add(label_set(sample))
+        if len({label_set(x) for x in family.samples}) <= self.cap:
+            return family
+        capped = Metric(family.name, family.documentation, family.type, family.unit)
+        overflow: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        for sample in family.samples:
+            if label_set(sample) in keep:
+                capped.samples.append(sample)
+            elif family.type in ("counter", "histogram", "summary") and not sample.name.endswith("_created"):
+                labels = tuple(sorted((k, v if k in ("le", "quantile") else OVERFLOW_LABEL)
+                                      for k, v in sample.labels.items()))
+                overflow[(sample.name, labels)] = overflow.get((sample.name, labels), 0.0) + sample.value
+        for (name, labels), value in overflow.items():
+            same = next((i for i, x in enumerate(capped.samples)
+                         if x.name == name and tuple(sorted(x.labels.items())) == labels), None)
+            if same is None:
+                capped.samples.append(Sample(name, dict(labels), value, None, None, None))
+            else:  # a kept series already reads "other" everywhere: fold into it, never emit a duplicate
+                capped.samples[same] = capped.samples[same]._replace(value=capped.samples[same].value + value)
+        return capped
+
+
+def instance_id(config: MonitorConfig) -> str:
+    return config.service.instance_id or socket.gethostname()
+
+
 def producer_config(config: MonitorConfig) -> dict[str, Any]:
-    conf: dict[str, Any] = {"acks": "all", "linger.ms": 20}
+    conf: dict[str, Any] = {
+        "acks": "all", "linger.ms": 20, "log.connection.close": False,
+        "enable.idempotence": True,  # no duplicates or reordering from the producer's own retries
+        "queue.buffering.max.kbytes": config.service.max_queued_kbytes,  # bounded: produce() waits when full
+        "message.max.bytes": max(1_000_000, config.checkpoint.max_record_bytes + 65_536),
+    }
+    if config.service.delivery == "exactly_once":
+        conf["transactional.id"] = f"{config.kafka.group_id}.{instance_id(config)}"
     conf.update(config.kafka.librdkafka())
     return conf
+
+
+def checkpoint_store(config: MonitorConfig, producer: Producer) -> CheckpointStore | None:
+    cp = config.checkpoint
+    if cp.backend == "none":
+        return None
+    if cp.backend == "directory":
+        assert cp.directory is not None  # the config validator requires it
+        return DirectoryCheckpointStore(cp.directory)
+    return KafkaCheckpointStore(config.kafka.librdkafka(), cp.topic, producer, group_id=config.kafka.group_id,
+                                read_timeout=cp.read_timeout_seconds, max_record_bytes=cp.max_record_bytes)
 
 
 class MonitorService:
@@ -39,7 +126,7 @@ class MonitorService:
         references: dict[str, ReferenceProfile] | None = None,
     ) -> None:
         self.config = config
-        self.registry = registry if registry is not None else CollectorRegistry()
+        self.registry = registry if registry is not None else CappedRegistry()
         self.metrics = MonitorMetrics(self.registry)
         self.engine = Engine(config, references)
         self.metrics.attach(self.engine)
@@ -47,17 +134,40 @@ class MonitorService:
         alerts = FanoutAlertSink(KafkaAlertSink(self.producer, config.topics.alerts), *extra_alert_sinks)
         dead_letters = KafkaDeadLetterSink(self.producer, config.topics.dead_letter)
         self.pipeline = Pipeline(self.engine, self.metrics, alerts, dead_letters)
-        self.source = KafkaSource(config, self.pipeline, self.metrics)
+        self.store = checkpoint_store(config, self.producer)
+        self.checkpointer = Checkpointer(self.engine, self.store, group_id=config.kafka.group_id,
+                                         writer=instance_id(config), lock=self.metrics.lock, registry=self.registry)
+        windows = KafkaWindowSink(self.producer, config.topics.windows) if config.topics.windows else None
+        self.delivery: Delivery = (ExactlyOnce(self.producer) if config.service.delivery == "exactly_once"
+                                   else AtLeastOnce(lambda: self.source.flush_outputs()))
+        self.source = KafkaSource(config, self.pipeline, self.metrics, checkpointer=self.checkpointer,
+                                  delivery=self.delivery, windows=windows)
         self.metrics_port: int | None = None
         self._http: Any = None
+
+    def prepare(self) -> None:
+        """Before the first poll: fence an earlier incarnation (exactly-once), make sure checkpoints can be kept."""
+        if isinstance(self.delivery, ExactlyOnce):
+            self.delivery.init()
+        if isinstance(self.store, KafkaCheckpointStore):
+            topic = self.config.topics.predictions
+            meta = AdminClient(self.config.kafka.librdkafka()).list_topics(timeout=10).topics.get(topic)
+            partitions = len(meta.partitions) if meta is not None and meta.error is None and meta.partitions else 1
+            self.store.ensure_topic(partitions, create=self.config.checkpoint.create_topic)
 
     def serve_metrics(self) -> int:
         """Start the /metrics endpoint; returns the bound port (useful with metrics_port: 0)."""
         svc = self.config.service
-        server, _thread = start_http_server(svc.metrics_port, addr=svc.metrics_host, registry=self.registry)
+        tls: dict[str, Any] = {}
+        if svc.metrics_tls_certfile is not None:
+            tls = {"certfile": str(svc.metrics_tls_certfile), "keyfile": str(svc.metrics_tls_keyfile)}
+            if svc.metrics_tls_client_cafile is not None:
+                tls.update(client_cafile=str(svc.metrics_tls_client_cafile), client_auth_required=True)
+        server, _thread = start_http_server(svc.metrics_port, addr=svc.metrics_host, registry=self.registry, **tls)
         self._http = server
         self.metrics_port = int(server.server_port)
-        log.info("metrics on http://%s:%d/metrics", svc.metrics_host, self.metrics_port)
+        scheme = "https" if tls else "http"
+        log.info("metrics on %s://%s:%d/metrics", scheme, svc.metrics_host, self.metrics_port)
         return self.metrics_port
 
     def run(self, stop: threading.Event) -> None:
@@ -65,9 +175,12 @@ class MonitorService:
         if self._http is None:
             self.serve_metrics()
         try:
+            self.prepare()
             self.source.run(stop)
         finally:
             self.pipeline.flush()
+            if self.store is not None:
+                self.store.close()
             if self._http is not None:
                 self._http.shutdown()
                 self._http.server_close()

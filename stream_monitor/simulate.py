@@ -49,6 +49,7 @@ class TrafficSimulator:
     model_version: str = "v1"
     seed: int = 7
     drift_at: datetime | None = None
+    drift_until: datetime | None = None
     drift_features: tuple[str, ...] = DEFAULT_DRIFT_FEATURES
     drift_strength: float = 1.0
     bad_rate: float = 0.0
@@ -88,7 +89,8 @@ class TrafficSimulator:
     def event(self, ts: datetime) -> dict[str, Any]:
         """One valid prediction event at event time `ts`."""
         self._counter += 1
-        drifted = self.drift_at is not None and ts >= self.drift_at
+        drifted = self.drift_at is not None and ts >= self.drift_at and (
+            self.drift_until is None or ts < self.drift_until)
         feats = self._features(drifted)
         score = self._score(feats)
         return {

@@ -6,6 +6,8 @@ names fields and positions, never values: it ends up in headers and logs.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import ValidationError
 
 from stream_monitor.config import MonitorConfig
@@ -50,14 +52,22 @@ class EventDecoder:
         kinds = self.feature_kinds.get(event.model_id)
         if kinds is None:
             raise EventRejected("unknown_model", f"model_id {event.model_id!r} is not configured")
-        for name, value in event.features.items():
-            kind = kinds.get(name)
-            if kind is None or value is None:
-                continue
-            if kind == "numeric" and not isinstance(value, float | int | bool):
-                raise EventRejected("wrong_type", f"feature {name!r} is numeric, got {type(value).__name__}")
-            if kind == "categorical" and isinstance(value, list):
-                raise EventRejected("wrong_type", f"feature {name!r} is categorical, got a list")
-            if kind == "embedding" and not isinstance(value, list):
-                raise EventRejected("wrong_type", f"feature {name!r} is an embedding, got {type(value).__name__}")
+        check_kinds(event.features, kinds)
         return event
+
+
+def check_kinds(features: Mapping[str, object], kinds: Mapping[str, str]) -> None:
+    """Reject (``wrong_type``) the first declared feature whose value does not fit its kind.
+
+    Shared by :class:`EventDecoder` and the fast decoder, so both give the same reason and detail.
+    """
+    for name, value in features.items():
+        kind = kinds.get(name)
+        if kind is None or value is None:
+            continue
+        if kind == "numeric" and not isinstance(value, float | int | bool):
+            raise EventRejected("wrong_type", f"feature {name!r} is numeric, got {type(value).__name__}")
+        if kind == "categorical" and isinstance(value, list):
+            raise EventRejected("wrong_type", f"feature {name!r} is categorical, got a list")
+        if kind == "embedding" and not isinstance(value, list):
+            raise EventRejected("wrong_type", f"feature {name!r} is an embedding, got {type(value).__name__}")

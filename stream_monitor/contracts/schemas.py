@@ -7,12 +7,14 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from stream_monitor.contracts.alerts import AlertEvent
+from stream_monitor.contracts.batch import PredictionBatchMessage
 from stream_monitor.contracts.events import LabelEvent, PredictionEvent
 
 SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "prediction_event": PredictionEvent,
     "label_event": LabelEvent,
     "alert_event": AlertEvent,
+    "prediction_batch": PredictionBatchMessage,
 }
 
 

@@ -1,6 +1,6 @@
-"""Turning statistics into decisions: declared rules, severities, actions."""
+"""Turning statistics into decisions: declared rules, FDR control, hysteresis, incidents, diagnosis."""
 from __future__ import annotations
 
-from stream_monitor.policy.rules import evaluate_rules
+from stream_monitor.policy.engine import PolicyEngine
 
-__all__ = ["evaluate_rules"]
+__all__ = ["PolicyEngine"]

@@ -1,81 +1,98 @@
-"""Evaluate a model's declared rules on one closed window and build the alert events.
+"""A declared rule's raw verdicts on one closed window: which (feature, slice) keys breach, how badly.
 
-A rule is ``metric comparison threshold`` with one threshold per severity; the
-alert takes the highest severity whose threshold is crossed, and the action the
-rule declares for that severity. Features with fewer values than the rule's
-``min_samples`` are not judged: "insufficient data" is not "no drift".
+A rule is ``metric comparison threshold`` with one threshold per severity (or per
+feature, once calibrated); a key takes the highest severity whose threshold it
+crosses. Keys with fewer values than the rule's ``min_samples`` are not judged:
+"insufficient data" is not "no drift". Hysteresis, multiple-testing control and
+grouping come after this step (see policy/engine.py).
 """
 from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
-from stream_monitor.config import ModelConfig, RuleConfig
-from stream_monitor.contracts.alerts import SEVERITY_ORDER, AlertEvent, alert_id_for
-from stream_monitor.engine_types import WindowReport
+from stream_monitor.config import RuleConfig
+from stream_monitor.contracts.alerts import SEVERITY_ORDER
+from stream_monitor.engine_types import FeatureResult, WindowReport
+from stream_monitor.policy.calibration import null_p_value
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
 }
+P_VALUE_METRICS = ("ks_pvalue", "chi2_pvalue")
 
 
-def _crossed(rule: RuleConfig, value: float) -> str | None:
+@dataclass(frozen=True)
+class Verdict:
+    """One rule on one (feature, slice) key in one window; `severity` None means judged and clear."""
+
+    rule: RuleConfig
+    feature: str
+    slice: str | None
+    value: float
+    n: int
+    severity: str | None
+    threshold: float
+    p_value: float | None
+
+    @property
+    def key(self) -> tuple[str, str, str | None]:
+        return (self.rule.id, self.feature, self.slice)
+
+    @property
+    def exceedance(self) -> float:
+        if self.threshold == 0 or self.value == 0:
+            return math.inf if self.severity else 0.0
+        ratio = self.value / self.threshold
+        return 1.0 / ratio if self.rule.comparison.startswith("<") else ratio
+
+
+def thresholds_for(rule: RuleConfig, feature: str) -> dict[str, float]:
+    """Calibrated per-feature thresholds when `calibrate` wrote them, else the rule's own."""
+    per_feature = (rule.calibration or {}).get("per_feature", {})
+    calibrated = per_feature.get(feature, {}).get("thresholds")
+    return {str(k): float(v) for k, v in (calibrated or rule.thresholds).items()}
+
+
+def empirical_p_value(rule: RuleConfig, feature: str, value: float) -> float | None:
+    """P(statistic >= value | no drift), from the metric itself or the calibrated null sample."""
+    if rule.metric in P_VALUE_METRICS:
+        return value
+    fitted = (rule.calibration or {}).get("per_feature", {}).get(feature, {})
+    if "shape" in fitted and not rule.comparison.startswith("<"):
+        return null_p_value(fitted, value)
+    null = fitted.get("null_sample")
+    if not null:
+        return None
+    beyond = sum(1 for x in null if (x <= value if rule.comparison.startswith("<") else x >= value))
+    return (1 + beyond) / (1 + len(null))
+
+
+def _judge(rule: RuleConfig, feature: str, slice_key: str | None, result: FeatureResult) -> Verdict | None:
+    value = result.stats.get(rule.metric)
+    if value is None or not math.isfinite(value) or result.n < rule.min_samples:
+        return None
     op = _OPS[rule.comparison]
-    hits = [sev for sev, threshold in rule.thresholds.items() if op(value, threshold)]
-    return max(hits, key=SEVERITY_ORDER.__getitem__) if hits else None
+    thresholds = thresholds_for(rule, feature)
+    hits = [sev for sev, t in thresholds.items() if op(value, t)]
+    severity = max(hits, key=SEVERITY_ORDER.__getitem__) if hits else None
+    lowest = min(thresholds, key=SEVERITY_ORDER.__getitem__)
+    threshold = thresholds[severity] if severity else thresholds[lowest]
+    return Verdict(rule=rule, feature=feature, slice=slice_key, value=value, n=result.n, severity=severity,
+                   threshold=threshold, p_value=empirical_p_value(rule, feature, value))
 
 
-def evaluate_rules(model: ModelConfig, report: WindowReport, now: datetime) -> list[AlertEvent]:
-    if report.reference_version is None:
-        return []
-    alerts: list[AlertEvent] = []
-    for rule in model.rules:
-        for name, result in report.features.items():
+def verdicts(rule: RuleConfig, report: WindowReport) -> Iterator[Verdict]:
+    """Every (feature, slice) key of the window this rule can judge, breaching or not."""
+    scopes: list[tuple[str | None, dict[str, FeatureResult]]] = [(None, report.features)]
+    if rule.per_slice:
+        scopes += list(report.slices.items())
+    for slice_key, results in scopes:
+        for name, result in results.items():
             if rule.features is not None and name not in rule.features:
                 continue
-            value = result.stats.get(rule.metric)
-            if value is None or not math.isfinite(value) or result.n < rule.min_samples:
-                continue
-            severity = _crossed(rule, value)
-            if severity is None:
-                continue
-            alerts.append(
-                AlertEvent(
-                    alert_id=alert_id_for(
-                        model_id=report.model_id, model_version=report.model_version, rule_id=rule.id,
-                        feature=name, slice_key=None, window_start=report.window_start,
-                        window_end=report.window_end, reference_version=report.reference_version,
-                    ),
-                    model_id=report.model_id,
-                    model_version=report.model_version,
-                    kind="prediction_drift" if name.startswith("prediction.") else "feature_drift",
-                    rule_id=rule.id,
-                    metric=rule.metric,
-                    comparison=rule.comparison,
-                    feature=name,
-                    slice=None,
-                    window_start=report.window_start,
-                    window_end=report.window_end,
-                    value=value,
-                    threshold=rule.thresholds[severity],  # type: ignore[index]
-                    severity=severity,  # type: ignore[arg-type]
-                    action=rule.actions.get(severity, "warn"),  # type: ignore[call-overload]
-                    owner=rule.owner or model.owner,
-                    runbook=rule.runbook,
-                    reference_version=report.reference_version,
-                    evidence={
-                        "n_current": result.n,
-                        "n_reference": result.n_reference,
-                        "window_events": report.n_events,
-                        "binning": result.binning,
-                        "statistics": result.stats,
-                        "rule": {"metric": rule.metric, "comparison": rule.comparison,
-                                 "thresholds": rule.thresholds, "min_samples": rule.min_samples},
-                    },
-                    created_at=now,
-                )
-            )
-    alerts.sort(key=lambda a: (-SEVERITY_ORDER[a.severity], -abs(a.value), a.feature or ""))
-    return alerts
+            v = _judge(rule, name, slice_key, result)
+            if v is not None:
+                yield v

@@ -1,17 +1,22 @@
-"""Kafka sinks: alerts keyed by their deterministic id, dead letters with provenance headers.
+"""Kafka sinks: alerts keyed by their deterministic id, dead letters with provenance headers, window records.
 
 Dead letters keep the original key and bytes (so they can be replayed after a fix)
-and say why and where in headers; nothing of the payload is logged.
+and say why and where in headers; nothing of the payload is logged. A payload too
+large to republish is replaced by an empty value and ``sm.payload.dropped_bytes``:
+its position in the input topic still points at it.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import OrderedDict
 from typing import Any
 
+import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
-from stream_monitor.contracts.alerts import AlertEvent
+from stream_monitor.contracts.alerts import AlertEvent, stable_id
+from stream_monitor.engine_types import WindowReport
 from stream_monitor.errors import EventRejected
 from stream_monitor.sinks.base import RawRecord
 
@@ -67,9 +72,10 @@ class KafkaAlertSink:
 
 
 class KafkaDeadLetterSink:
-    def __init__(self, producer: Producer, topic: str) -> None:
+    def __init__(self, producer: Producer, topic: str, max_payload_bytes: int = 900_000) -> None:
         self.topic = topic
         self.tracker = _DeliveryTracker(producer)
+        self.max_payload_bytes = max_payload_bytes
 
     def send(self, record: RawRecord, error: EventRejected) -> None:
         headers = {
@@ -81,8 +87,40 @@ class KafkaDeadLetterSink:
         }
         if record.timestamp_ms is not None:
             headers["sm.source.timestamp_ms"] = str(record.timestamp_ms)
-        self.tracker.produce(topic=self.topic, key=record.key, value=record.value, headers=headers)
+        value = record.value
+        if value is not None and len(value) > self.max_payload_bytes:
+            headers["sm.payload.dropped_bytes"] = str(len(value))
+            value = None
+        key = record.key if record.key is None or len(record.key) <= 4096 else record.key[:4096]
+        self.tracker.produce(topic=self.topic, key=key, value=value, headers=headers)
         log.debug("dead-lettered %s reason=%s", record.position(), error.reason)
+
+    def flush(self) -> int:
+        return self.tracker.flush()
+
+
+def window_id_for(report: WindowReport) -> str:
+    """Deterministic: the same window of the same model version against the same reference, in any run."""
+    return stable_id(report.model_id, report.model_version, report.window_start.isoformat(),
+                     report.window_end.isoformat(), report.reference_version or "", report.role)
+
+
+def window_record(report: WindowReport) -> bytes:
+    """One closed window as JSON: its id, size, role, reference and every statistic (NaN becomes null)."""
+    body = {"window_id": window_id_for(report), **dataclasses.asdict(report)}
+    return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+
+
+class KafkaWindowSink:
+    """Every closed window to `topics.windows`, keyed by its window id: an audit trail consumers can join on."""
+
+    def __init__(self, producer: Producer, topic: str) -> None:
+        self.topic = topic
+        self.tracker = _DeliveryTracker(producer)
+
+    def publish(self, report: WindowReport) -> None:
+        self.tracker.produce(topic=self.topic, key=window_id_for(report).encode(), value=window_record(report),
+                             headers={"sm.model_id": report.model_id, "sm.role": report.role})
 
     def flush(self) -> int:
         return self.tracker.flush()

@@ -1,34 +1,59 @@
-"""Category frequencies with a hard cap: the first `max_categories` seen are counted, the rest fold into OTHER."""
+"""Category frequencies with a hard cap: tracked categories are counted exactly, the rest fold into OTHER."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
+
+import orjson
+
+from stream_monitor.sketches import _codec
+from stream_monitor.sketches.distinct import DEFAULT_LG_K, DistinctCount
 
 OTHER = "__other__"
 
 
 class CategoryCounts:
-    """Exact counts for up to ``max_categories`` values plus one OTHER bucket: bounded memory, exact merge.
+    """Exact counts for up to ``max_categories`` values plus one OTHER bucket, and a distinct-count estimate.
 
-    The reference profile fixes which categories are tracked; a window counts those
-    and folds everything else into OTHER, so a brand-new category shows up as mass
-    in OTHER (and as ``new_category_rate``) rather than as unbounded state.
+    The reference profile fixes which categories are tracked (``known``); a window
+    counts those and folds everything else into OTHER, so a brand-new category
+    shows up as mass in OTHER (:attr:`new_category_count`, ``new_category_rate``)
+    rather than as unbounded state, and as a rise in :attr:`distinct`.
+
+    Exactness: with ``known`` set (every window once a reference exists), or while
+    no more than ``max_categories`` distinct values have been seen, counts are exact
+    and merging the sketches of two halves of a stream gives exactly the sketch of
+    the whole. Without ``known`` and beyond the cap (building a reference), the
+    top-k fold is a heuristic: a category folded early and seen again later restarts
+    from zero, so kept counts are lower bounds; the reference build keeps 10x the
+    cap for that reason.
     """
 
-    def __init__(self, max_categories: int = 50, known: list[str] | None = None) -> None:
+    def __init__(self, max_categories: int = 50, known: list[str] | None = None, *,
+                 distinct_lg_k: int = DEFAULT_LG_K) -> None:
         if max_categories < 1:
             raise ValueError(f"max_categories must be >= 1, got {max_categories}")
         self.max_categories = max_categories
         self.known: list[str] | None = list(known) if known is not None else None
         self.counts: Counter[str] = Counter()
         self.missing = 0
+        self.distinct: DistinctCount | None = DistinctCount(distinct_lg_k)
 
     @property
     def n(self) -> int:
         return sum(self.counts.values())
 
-    def update(self, values: list[str]) -> None:
+    @property
+    def new_category_count(self) -> int:
+        """Values outside the tracked categories (all of OTHER). Without ``known`` there is no "new": 0."""
+        return self.counts.get(OTHER, 0) if self.known is not None else 0
+
+    def update(self, values: Iterable[str]) -> None:
+        values = list(values)
         self.counts.update(values)
+        if self.distinct is not None:
+            self.distinct.update(values)
         self._fold()
 
     def _fold(self) -> None:
@@ -45,6 +70,10 @@ class CategoryCounts:
     def merge(self, other: CategoryCounts) -> None:
         self.counts.update(other.counts)
         self.missing += other.missing
+        if self.distinct is not None and other.distinct is not None:
+            self.distinct.merge(other.distinct)
+        else:
+            self.distinct = None
         self._fold()
 
     def vector(self, categories: list[str]) -> list[int]:
@@ -53,12 +82,33 @@ class CategoryCounts:
         rest = sum(c for k, c in self.counts.items() if k not in listed)
         return [self.counts.get(k, 0) for k in categories] + [rest]
 
+    def to_bytes(self) -> bytes:
+        plain = {"max_categories": self.max_categories, "known": self.known,
+                 "counts": {str(k): int(v) for k, v in self.counts.items()}, "missing": self.missing}
+        parts = {"counts": orjson.dumps(plain)}
+        if self.distinct is not None:
+            parts["distinct"] = self.distinct.to_bytes()
+        return _codec.pack("categorical", parts)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CategoryCounts:
+        parts = _codec.unpack(data, "categorical")
+        c = cls._from_plain(orjson.loads(parts["counts"]))
+        c.distinct = DistinctCount.from_bytes(parts["distinct"]) if "distinct" in parts else None
+        return c
+
     def to_dict(self) -> dict[str, Any]:
         return {"max_categories": self.max_categories, "known": self.known, "counts": dict(self.counts),
-                "missing": self.missing}
+                "missing": self.missing, "distinct": self.distinct.to_dict() if self.distinct is not None else None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CategoryCounts:
+        c = cls._from_plain(data)
+        c.distinct = DistinctCount.from_dict(data["distinct"]) if data.get("distinct") else None
+        return c
+
+    @classmethod
+    def _from_plain(cls, data: dict[str, Any]) -> CategoryCounts:
         c = cls(int(data["max_categories"]), data.get("known"))
         c.counts = Counter({str(k): int(v) for k, v in data["counts"].items()})
         c.missing = int(data.get("missing", 0))

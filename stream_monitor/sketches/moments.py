@@ -1,12 +1,21 @@
 """Count, mean, variance, min and max, merged with Chan et al.'s parallel formula."""
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import numpy as np
 
+_LAYOUT = struct.Struct("<qdddd")
+
 
 class Moments:
+    """Five numbers that merge exactly (up to float rounding): n, mean, M2, min, max.
+
+    M2 (the sum of squared deviations) rather than the sum of squares keeps the
+    variance accurate when the mean is large compared with the spread.
+    """
+
     def __init__(self) -> None:
         self.n = 0
         self.mean = 0.0
@@ -42,6 +51,15 @@ class Moments:
     @property
     def std(self) -> float:
         return float(np.sqrt(self.variance))
+
+    def to_bytes(self) -> bytes:
+        return _LAYOUT.pack(self.n, self.mean, self.m2, self.min, self.max)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Moments:
+        m = cls()
+        m.n, m.mean, m.m2, m.min, m.max = _LAYOUT.unpack(data)
+        return m
 
     def to_dict(self) -> dict[str, Any]:
         return {"n": self.n, "mean": self.mean, "m2": self.m2, "min": self.min, "max": self.max}

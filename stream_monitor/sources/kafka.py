@@ -1,21 +1,27 @@
-"""The Kafka consumer loop: batch consume, hand to the pipeline, confirm outputs, then commit.
+"""The Kafka consumer loop: batch consume, hand to the pipeline, checkpoint, then commit.
 
 Offsets are stored and committed by hand (``enable.auto.commit=false``,
-``enable.auto.offset.store=false``) and only after the alerts and dead letters of
-the records they cover were confirmed delivered: an alert is never lost behind a
-committed offset (at-least-once; the deterministic alert id makes a repeat harmless).
-On a revoke, pending offsets are committed before the partitions are released.
+``enable.auto.offset.store=false``) and only after the outputs of the records they
+cover were confirmed delivered and the engine state covering them was durably
+checkpointed (:mod:`stream_monitor.checkpoint.delivery` has the order). Records are
+handed to the engine one partition at a time, so every model is owned by the
+partition its events arrive on; on revoke that state is checkpointed and dropped,
+on assign it is restored before the partition is read (docs/guarantees.md).
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from stream_monitor.checkpoint.coordinator import TP, Checkpointer
+from stream_monitor.checkpoint.delivery import AtLeastOnce, Delivery, RewindRequired
+from stream_monitor.checkpoint.records import CheckpointError
 from stream_monitor.config import MonitorConfig
+from stream_monitor.engine_types import WindowReport
 from stream_monitor.sinks.base import RawRecord
 from stream_monitor.sinks.metrics import MonitorMetrics
 from stream_monitor.sources.pipeline import Pipeline
@@ -30,41 +36,94 @@ def consumer_config(config: MonitorConfig) -> dict[str, Any]:
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "fetch.wait.max.ms": 100,
+        "log.connection.close": False,
+        "isolation.level": "read_committed",
+        # Bounded prefetch: when processing falls behind, the lag grows (and shows), memory does not.
+        "queued.max.messages.kbytes": config.service.max_queued_kbytes,
+        "queued.min.messages": max(1000, 2 * config.service.batch_size),
     }
     conf.update(config.kafka.librdkafka())  # users' settings win, e.g. a different auto.offset.reset
     conf.setdefault("group.id", config.kafka.group_id)
     return conf
 
 
+class WindowSink(Protocol):
+    def publish(self, report: WindowReport) -> None: ...
+
+    def flush(self) -> int: ...
+
+
 class KafkaSource:
-    def __init__(self, config: MonitorConfig, pipeline: Pipeline, metrics: MonitorMetrics) -> None:
+    def __init__(self, config: MonitorConfig, pipeline: Pipeline, metrics: MonitorMetrics, *,
+                 checkpointer: Checkpointer | None = None, delivery: Delivery | None = None,
+                 windows: WindowSink | None = None) -> None:
         self.config = config
         self.pipeline = pipeline
         self.metrics = metrics
         self.consumer = Consumer(consumer_config(config))
+        self.windows = windows
+        self.checkpointer = checkpointer or Checkpointer(
+            pipeline.engine, None, group_id=config.kafka.group_id, writer="", lock=metrics.lock,
+            registry=metrics.registry)
+        self.delivery = delivery or AtLeastOnce(self.flush_outputs)
+        strategy = str(consumer_config(config).get("partition.assignment.strategy", ""))
+        self.cooperative = "cooperative" in strategy
         self.pending: dict[tuple[str, int], int] = {}
         self.assigned: list[TopicPartition] = []
         self._last_commit = time.monotonic()
         self._last_lag = 0.0
 
+    def flush_outputs(self) -> int:
+        """Confirm delivery of every output so far; the number of failed deliveries."""
+        return self.pipeline.flush() + (self.windows.flush() if self.windows is not None else 0)
+
     # -- rebalance --------------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Restore the partitions' state before the first record is read, and start where it ends."""
         log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
+        tps: list[TP] = [(p.topic, p.partition) for p in partitions]
+        if self.checkpointer.enabled and tps:
+            committed = {(tp.topic, tp.partition): tp.offset
+                         for tp in consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=30)}
+            for (t, p), offset in self.checkpointer.restore(tps, committed).items():
+                next(x for x in partitions if (x.topic, x.partition) == (t, p)).offset = offset
+        else:
+            self.checkpointer.restore(tps, {})
+        if self.cooperative:
+            consumer.incremental_assign(partitions)
+        else:
+            consumer.assign(partitions)
         self.assigned = list({(p.topic, p.partition): p for p in [*self.assigned, *partitions]}.values())
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Checkpoint and commit before the partitions go, then drop the state of their models."""
         log.info("revoked %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
         self.commit(force=True)
         gone = {(p.topic, p.partition) for p in partitions}
+        self.checkpointer.release(gone, "revoked")
+        for tp in gone:
+            self.pending.pop(tp, None)
         self.assigned = [p for p in self.assigned if (p.topic, p.partition) not in gone]
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """The group moved on without us: nothing may be committed; drop the state, another owner restores it."""
+        log.warning("lost %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
+        gone = {(p.topic, p.partition) for p in partitions}
+        self.checkpointer.release(gone, "lost")
+        for tp in gone:
+            self.pending.pop(tp, None)
+        self.assigned = [p for p in self.assigned if (p.topic, p.partition) not in gone]
+        if self.delivery.transactional:  # the open transaction mixes lost and kept partitions' outputs
+            self.delivery.abort()
+            self._rewind()
 
     # -- loop -------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         topics = [self.config.topics.predictions]
         self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                on_lost=self._on_revoke)
+                                on_lost=self._on_lost)
         self.metrics.up.set(1)
         try:
             while not stop.is_set():
@@ -88,30 +147,58 @@ class KafkaSource:
                                      partition=int(msg.partition() or 0), offset=int(msg.offset() or 0),
                                      timestamp_ms=ts if ts_type else None))
         if records:
-            self.pipeline.handle(records)
+            self.delivery.begin()
+            by_partition: dict[TP, list[RawRecord]] = {}
             for r in records:
-                self.pending[(r.topic, r.partition)] = r.offset + 1
+                by_partition.setdefault((r.topic, r.partition), []).append(r)
+            for tp, batch in by_partition.items():
+                out = self.pipeline.handle(batch)  # one partition at a time: its models are its own
+                self.checkpointer.observe(tp, out)
+                if self.windows is not None:
+                    for report in out.reports:
+                        self.windows.publish(report)
+                self.pending[tp] = batch[-1].offset + 1
         self.commit()
         self._refresh_lag()
         return len(records)
 
     def commit(self, force: bool = False) -> None:
-        """Confirm outputs, then commit the offsets after the records they covered."""
+        """Confirm outputs, checkpoint the state covering them, then commit the offsets (see delivery.py)."""
         due = force or time.monotonic() - self._last_commit >= self.config.service.commit_interval_seconds
         if not self.pending or not due:
             return
-        failed = self.pipeline.flush()
-        if failed:
-            log.error("%d output deliveries failed; offsets not committed, the records will be read again", failed)
-            return
-        offsets = [TopicPartition(t, p, o) for (t, p), o in self.pending.items()]
+        offsets = dict(self.pending)
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            log.error("offset commit failed: %s", exc)
+            checkpoints = self.checkpointer.snapshot(offsets)
+            committed = self.delivery.complete(self.consumer, offsets, checkpoints, self.checkpointer)
+        except CheckpointError as exc:
+            log.error("checkpoint failed (%s); offsets not committed, retrying at the next interval", exc)
+            self.delivery.abort()
+            if self.delivery.transactional:
+                self._rewind()
             return
-        self.pending.clear()
+        except RewindRequired as exc:
+            log.error("%s; replaying from the last checkpoint", exc)
+            self._rewind()
+            return
+        if committed:
+            self.pending.clear()
         self._last_commit = time.monotonic()
+
+    def _rewind(self) -> None:
+        """Outputs since the last checkpoint may be lost: restore every assigned partition and re-read it."""
+        tps = [(p.topic, p.partition) for p in self.assigned]
+        self.pending.clear()
+        if not self.checkpointer.enabled or not tps:
+            return
+        self.checkpointer.release(tps, "rewound")
+        committed = {(tp.topic, tp.partition): tp.offset
+                     for tp in self.consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=30)}
+        start = self.checkpointer.restore(tps, committed)
+        for t, p in tps:
+            offset = start.get((t, p), committed.get((t, p), -1))
+            if offset is not None and offset >= 0:
+                self.consumer.seek(TopicPartition(t, p, offset))
 
     def _refresh_lag(self) -> None:
         now = time.monotonic()

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from stream_monitor.contracts.decode import EventDecoder
-from stream_monitor.contracts.events import PredictionEvent
+from stream_monitor.contracts.records import RecordDecoder
 from stream_monitor.engine import Engine
 from stream_monitor.engine_types import EngineOutput
 from stream_monitor.errors import EventRejected
 from stream_monitor.sinks.base import AlertSink, DeadLetterSink, RawRecord
 from stream_monitor.sinks.metrics import MonitorMetrics
+from stream_monitor.windows import from_ms
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,8 @@ class Pipeline:
     ) -> None:
         self.engine = engine
         self.decoder = EventDecoder(engine.config, engine.feature_kinds())
+        #: The hot path: whole batches to per-model columns, same decisions as ``decoder`` (docs/performance.md).
+        self.records = RecordDecoder.for_engine(engine)
         self.metrics = metrics
         self.alerts = alerts
         self.dead_letters = dead_letters
@@ -35,21 +39,21 @@ class Pipeline:
 
     def handle(self, records: Sequence[RawRecord]) -> EngineOutput:
         started = time.perf_counter()
-        valid: list[PredictionEvent] = []
-        for record in records:
-            self.metrics.consumed.labels(record.topic).inc()
-            try:
-                valid.append(self.decoder.decode(record.value))
-            except EventRejected as err:
-                self._reject(record, err)
-            except Exception as exc:  # noqa: BLE001 - the process never dies on data
-                self._reject(record, EventRejected("schema", f"unexpected {type(exc).__name__} while decoding"))
+        for topic, count in Counter(r.topic for r in records).items():
+            self.metrics.consumed.labels(topic).inc(count)
+        values = [r.value for r in records]
+        try:
+            decoded = self.records.decode(values)
+        except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the stream: go one by one
+            log.error("batch decode failed (%s); decoding %d records one by one", type(exc).__name__, len(values))
+            decoded = self.records.decode_each(values)
+        for i, err in decoded.rejected:
+            self._reject(records[i], err)
         with self.metrics.lock:
-            out = self.engine.process(valid)
+            out = self.engine.process_columns(decoded.batches)
         self._emit(out)
-        if valid:
-            newest = max(e.timestamp for e in valid)
-            lag = (datetime.now(UTC) - newest).total_seconds()
+        if decoded.newest_ms is not None:
+            lag = (datetime.now(UTC) - from_ms(decoded.newest_ms)).total_seconds()
             for model_id in out.processed:
                 self.metrics.event_lag.labels(model_id).set(lag)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)

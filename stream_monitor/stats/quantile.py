@@ -1,28 +1,100 @@
-"""Statistics that need the whole distribution function: KS and Wasserstein-1, from two KLL sketches."""
+"""Statistics that need the whole distribution function: KS, Cramér-von Mises, Wasserstein-1.
+
+KS and Cramér-von Mises are rank statistics, so they come from the KLL sketches,
+evaluated exactly on the sketches' own step CDFs (at every retained value of both
+sketches, where those CDFs jump). Wasserstein-1 weighs CDF errors by distance in
+value, so it comes from t-digests when both sides have one (KLL otherwise; see
+:mod:`stream_monitor.sketches.tdigest` for why).
+"""
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from scipy.special import gammaln, kv
 from scipy.stats import kstwo
 
 from stream_monitor.sketches.quantiles import QuantileSketch
+from stream_monitor.sketches.tdigest import TDigestSketch
+
+#: Ranks at which two quantile functions are compared for W1 (midpoint rule).
+W1_GRID = 2048
+
+
+def _step_cdf(values: np.ndarray, cum: np.ndarray, n: int, points: np.ndarray) -> np.ndarray:
+    """P(X <= x) of a weighted sample given as sorted values and cumulative weights."""
+    return np.concatenate([[0.0], cum])[np.searchsorted(values, points, side="right")] / n
 
 
 def ks_from_sketches(reference: QuantileSketch, current: QuantileSketch) -> tuple[float, float]:
     """Two-sample Kolmogorov-Smirnov statistic and asymptotic p-value.
 
-    D is the largest CDF gap evaluated at both sketches' evenly ranked quantiles
-    (where the empirical CDFs jump); its error is bounded by the two sketches' rank
-    errors added. The p-value is scipy's asymptotic one (``kstwo.sf(D, round(en))``
-    with ``en = n*m/(n+m)``), as ``ks_2samp(method='asymp')`` computes it.
+    D = sup |F_ref - F_cur| over the sketches' step CDFs, found exactly at the union
+    of retained values. While a sketch holds every value (n below about k) D equals
+    scipy's ``ks_2samp``; beyond, its error is at most the two sketches' rank errors
+    added (measured: within 0.0065 at k=400 for n >= 10^4). The p-value is scipy's
+    asymptotic one, ``kstwo.sf(D, round(n*m/(n+m)))``, as ``ks_2samp(method='asymp')``.
     """
-    points = np.union1d(reference.support_points(), current.support_points())
-    d = float(np.max(np.abs(reference.cdf(points) - current.cdf(points))))
+    xa, ca = reference.weighted_items()
+    xb, cb = current.weighted_items()
+    points = np.union1d(xa, xb)
     n, m = reference.n, current.n
+    d = float(np.max(np.abs(_step_cdf(xa, ca, n, points) - _step_cdf(xb, cb, m, points))))
     en = n * m / (n + m)
     return d, float(kstwo.sf(d, max(1, round(en))))
 
 
-def wasserstein_from_sketches(reference: QuantileSketch, current: QuantileSketch, grid: int = 2000) -> float:
-    """W1 = integral over u of |F^-1(u) - G^-1(u)|, by the midpoint rule on `grid` ranks."""
+def cvm_from_sketches(reference: QuantileSketch, current: QuantileSketch) -> tuple[float, float]:
+    """Two-sample Cramér-von Mises statistic T and its asymptotic p-value.
+
+    T = N M / (N + M)^2 * sum over the pooled sample of (F_N(z) - G_M(z))^2 (Anderson
+    1962), with each retained value standing for its weight; this is the same number
+    as ``scipy.stats.cramervonmises_2samp`` while the sketches are exact. The p-value
+    follows scipy's ``method='asymptotic'``. T grows with n under any drift, so its
+    p-value is only informative while the sketches' rank error is small next to the
+    distance: see docs/statistics.md.
+    """
+    xa, ca = reference.weighted_items()
+    xb, cb = current.weighted_items()
+    n, m = reference.n, current.n
+    pooled = np.concatenate([xa, xb])
+    weights = np.concatenate([np.diff(ca, prepend=0.0), np.diff(cb, prepend=0.0)])
+    gap = _step_cdf(xa, ca, n, pooled) - _step_cdf(xb, cb, m, pooled)
+    t = float(n * m / (n + m) ** 2 * np.sum(weights * gap * gap))
+    return t, _cvm_2samp_pvalue(t, n, m)
+
+
+def _cvm_2samp_pvalue(t: float, nx: int, ny: int) -> float:
+    """Asymptotic p-value of the two-sample statistic (Anderson 1962, eqs. 11, 14, 15), as scipy computes it."""
+    k, big_n = nx * ny, nx + ny
+    et = (1 + 1 / big_n) / 6
+    vt = (big_n + 1) * (4 * k * big_n - 3 * (nx**2 + ny**2) - 2 * k) / (45 * big_n**2 * 4 * k)
+    tn = 1 / 6 + (t - et) / math.sqrt(45 * vt)
+    if tn < 0.003:
+        return 1.0
+    return float(max(1.0 - _cvm_limit_cdf(tn), 0.0))
+
+
+def _cvm_limit_cdf(x: float) -> float:
+    """CDF of the limiting Cramér-von Mises distribution (Csörgő & Faraway 1996, eq. 1.2)."""
+    total, k = 0.0, 0
+    while True:
+        y = 4 * k + 1
+        q = y * y / (16 * x)
+        term = math.exp(gammaln(k + 0.5) - gammaln(k + 1)) / (math.pi**1.5 * math.sqrt(x))
+        term *= math.sqrt(y) * math.exp(-q) * float(kv(0.25, q))
+        total += term
+        k += 1
+        if abs(term) < 1e-7 or k > 1000:
+            return total
+
+
+def wasserstein_from_sketches(reference: QuantileSketch | TDigestSketch, current: QuantileSketch | TDigestSketch,
+                              grid: int = W1_GRID) -> float:
+    """W1 = integral over u in (0, 1) of |F^-1(u) - G^-1(u)|, by the midpoint rule on `grid` ranks.
+
+    Pass t-digests for accuracy (within 2% of exact in every measured case with a
+    finite mean); KLL sketches are accepted for profiles that lack a t-digest.
+    """
     u = (np.arange(grid) + 0.5) / grid
     return float(np.mean(np.abs(reference.quantiles(u) - current.quantiles(u))))

@@ -61,10 +61,12 @@ def stream() -> Stream:
 def test_service_detects_injected_drift_on_a_real_broker(kafka_bootstrap, topic_factory, stream, tmp_path):
     preds, alerts_topic, dlq_topic = topic_factory("preds", 2), topic_factory("alerts"), topic_factory("dlq")
     group = unique_name("monitor")
-    cfg = config_from_dict(monitor_config(
+    settings = monitor_config(
         kafka={"bootstrap_servers": kafka_bootstrap, "group_id": group},
         topics={"predictions": preds, "alerts": alerts_topic, "dead_letter": dlq_topic},
-    ))
+    )
+    settings["models"][0]["renotify_windows"] = 1
+    cfg = config_from_dict(settings)
     produce_all(kafka_bootstrap, preds, stream.messages)
 
     service = MonitorService(cfg, registry=CollectorRegistry())
@@ -87,17 +89,24 @@ def test_service_detects_injected_drift_on_a_real_broker(kafka_bootstrap, topic_
     alerts = [AlertEvent.model_validate_json(m.value()) for m in msgs]
     assert len(alerts) == n_alerts > 0
     assert all(m.key().decode() == a.alert_id for m, a in zip(msgs, alerts, strict=True))
-    feature_alerts = [a for a in alerts if a.kind == "feature_drift"]
-    assert {a.feature for a in feature_alerts} == DRIFTED
+    assert all(a.kind == "feature_drift" and a.status == "firing" for a in alerts)
+    drifted = {f.feature for a in alerts for f in a.findings if not f.feature.startswith("prediction.")}
+    assert drifted == DRIFTED
     assert min(a.window_start for a in alerts).timestamp() >= START.timestamp() + DRIFT_AFTER
-    ref_id = service.engine.models["credit-risk"].reference.profile_id  # type: ignore[union-attr]
-    assert {a.reference_version for a in alerts} == {ref_id}
-    psi_windows = Counter(a.feature for a in feature_alerts if a.metric == "psi")
-    assert psi_windows == {f: 6 for f in DRIFTED}, "every drifted window alerts, once per feature"
-    first = next(a for a in feature_alerts if a.feature == "income" and a.metric == "psi")
-    assert first.severity == "critical" and first.value >= 0.25 and first.action == "retrain"
+    ref_id = alerts[0].reference_version
+    assert {a.reference_version for a in alerts} == {ref_id} and ref_id.startswith("credit-risk-s")
+    assert len(alerts) == 6, "one alert per model and drifted window (renotify_windows=1)"
+    assert len({a.incident_id for a in alerts}) == 1
+    for a in alerts:
+        psi = {f.feature for f in a.findings if f.metric == "psi" and f.slice is None}
+        assert psi >= DRIFTED and psi - DRIFTED <= {"prediction.score", "prediction.class"}
+    first = alerts[0]
+    top = first.findings[0]
+    assert top.feature in DRIFTED and top.severity == "critical" and top.value >= 0.25
+    assert first.severity == "critical" and first.action == "retrain" and first.feature == top.feature
     assert first.evidence["n_current"] > 900 and first.evidence["binning"] == "exact"
     assert first.owner == "risk-ml-team" and first.model_version == "v1"
+    assert first.diagnosis is not None and first.diagnosis.cause == "covariate_shift_with_prediction_impact"
 
     # Dead letters: every malformed record, with its reason and original position.
     dead = consume_all(kafka_bootstrap, dlq_topic, expected=len(stream.malformed), timeout=30)
@@ -122,7 +131,9 @@ def test_service_detects_injected_drift_on_a_real_broker(kafka_bootstrap, topic_
 
     # Replay of the same input gives the same alerts, with the same ids.
     config_path = tmp_path / "monitor.yaml"
-    config_path.write_text(yaml.safe_dump(monitor_config()))
+    replay_settings = monitor_config()
+    replay_settings["models"][0]["renotify_windows"] = 1
+    config_path.write_text(yaml.safe_dump(replay_settings))
     input_path, out_path = tmp_path / "events.jsonl", tmp_path / "alerts.jsonl"
     write_jsonl(input_path, stream.messages)
     assert main(["replay", "-c", str(config_path), "--input", str(input_path), "--alerts-out", str(out_path)]) == 0

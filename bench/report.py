@@ -1,0 +1,101 @@
+"""The Markdown report and the target checks, from the JSON result."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def _rate(r: dict[str, Any] | None) -> str:
+    if not r or "events_per_s" not in r:
+        return (r or {}).get("error", "n/a")
+    spread = f" (min {r['min']:,.0f}, max {r['max']:,.0f}, spread {r['spread']:.0%})" if "min" in r else ""
+    return f"{r['events_per_s']:,.0f}/s{spread}"
+
+
+def targets(res: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each target: the measured value, the goal, and whether it is met."""
+    t: dict[str, dict[str, Any]] = {}
+    ip = res.get("inprocess", {})
+    if ip:
+        t["engine_json_vs_floor"] = {"value": ip["engine_json_vs_floor"], "goal": ">= 0.6",
+                                     "met": ip["engine_json_vs_floor"] >= 0.6}
+        best = max(ip.get("engine_batched_arrow", {}).get("events_per_s", 0),
+                   ip.get("engine_batched_json", {}).get("events_per_s", 0))
+        t["batched_events_per_s"] = {"value": best, "goal": ">= 1,000,000", "met": best >= 1e6}
+    br = res.get("broker", {})
+    if "vs_in_process_json" in br:
+        t["broker_vs_in_process"] = {"value": br["vs_in_process_json"], "goal": ">= 0.8",
+                                     "met": br["vs_in_process_json"] >= 0.8}
+    mem = res.get("memory", {})
+    if mem.get("numeric_feature_bytes"):
+        t["state_per_numeric_feature_window"] = {"value": mem["numeric_feature_bytes"], "goal": "<= 16384 bytes",
+                                                 "met": mem["numeric_feature_bytes"] <= 16384}
+    if "peak_growth" in mem:
+        t["peak_rss_growth"] = {"value": mem["peak_growth"], "goal": "<= 5%", "met": mem["peak_growth"] <= 0.05}
+    peers = res.get("peers", {})
+    for name, goal in (("whylogs", 10.0), ("evidently", 100.0)):
+        r = peers.get(name, {})
+        if "stream_monitor_speedup" in r:
+            t[f"vs_{name}"] = {"value": r["stream_monitor_speedup"], "goal": f">= {goal:g}x",
+                               "met": r["stream_monitor_speedup"] >= goal}
+    return t
+
+
+def markdown(res: dict[str, Any]) -> str:
+    lines = ["# stream-monitor benchmark", "",
+             f"Python {res['machine']['python']}, {res['machine']['cpus']} CPUs, {res['machine']['platform']}; "
+             f"started {res['started']}{' (QUICK smoke run: do not quote)' if res['quick'] else ''}.", ""]
+    ip = res.get("inprocess")
+    if ip:
+        lines += ["## 1-2. Decode floor and engine in-process", "",
+                  f"{ip['events']:,} events, {ip['features']} features, {ip['bytes_per_event']:.0f} bytes each.", "",
+                  "| path | events/s (median, spread) |", "|---|---|",
+                  f"| orjson.loads alone | {_rate(ip['orjson_decode'])} |",
+                  f"| floor: orjson.loads + columns | {_rate(ip['floor_decode_columns'])} |",
+                  f"| engine, per-event JSON (replay path) | {_rate(ip['engine_json'])} |",
+                  f"| engine, batched JSON columns | {_rate(ip.get('engine_batched_json'))} |",
+                  f"| engine, batched Arrow IPC | {_rate(ip.get('engine_batched_arrow'))} |", "",
+                  f"Engine per-event JSON / floor = **{ip['engine_json_vs_floor']:.2f}**; batched JSON / per-event "
+                  f"= {ip.get('engine_batched_json_vs_engine_json', float('nan')):.1f}x; batched Arrow / per-event = "
+                  f"{ip.get('engine_batched_arrow_vs_engine_json', float('nan')):.1f}x.", ""]
+    br = res.get("broker")
+    if br:
+        lines += ["## 3. End to end through the embedded broker", ""]
+        if "error" in br:
+            lines += [f"Not run: {br['error']}", ""]
+        else:
+            lines += [f"{br['processed']:,} of {br['events']:,} events; consume-to-metrics "
+                      f"{br['events_per_s']:,.0f}/s; {br.get('vs_in_process_json', float('nan')):.2f} x in-process; "
+                      f"drained {br['lag_s_after_last_produced']:.2f} s after the last event was produced.", ""]
+    mem = res.get("memory")
+    if mem:
+        lines += ["## 4. Memory", "", f"Window of {mem['window_events']:,} events; {mem['format']} batches.", "",
+                  f"State per numeric feature per window: {mem.get('numeric_feature_bytes')} bytes serialised "
+                  f"(KLL alone {mem.get('kll_bytes')}); per categorical feature: "
+                  f"{mem.get('categorical_feature_bytes')} bytes.", "",
+                  "| events | peak RSS (MiB) |", "|---|---|"]
+        lines += [f"| {r['events']:,} | {r['peak_rss_mib']:.1f} |" for r in mem["runs"]]
+        if "peak_growth" in mem:
+            lines += ["", f"Peak growth from the smallest to the largest run: {mem['peak_growth']:+.1%}."]
+        lines += [""]
+    peers = res.get("peers")
+    if peers:
+        lines += ["## 5. Peers on the same stream", "",
+                  f"{peers['events']:,} per-event JSON events, windows of {peers['window_events']:,}, shift half-way.",
+                  "", "| tool | events/s (median, spread) | stream-monitor speed-up | detection | false alarms |",
+                  "|---|---|---|---|---|"]
+        for name, r in peers.items():
+            if not isinstance(r, dict):
+                continue
+            det = r.get("first_flagged_window", r.get("first_flagged_event"))
+            where = "window" if "first_flagged_window" in r else "event"
+            shift = r.get("shift_window", r.get("shift_event"))
+            fa = r.get("false_alarm_windows", r.get("false_alarms", ""))
+            speed = f"{r['stream_monitor_speedup']:.1f}x" if "stream_monitor_speedup" in r else ""
+            lines.append(f"| {name} | {_rate(r)} | {speed} | "
+                         f"{'' if 'error' in r else f'{where} {det} (shift at {shift})'} | {fa} |")
+        lines += [""]
+    lines += ["## Targets", "", "| target | measured | goal | met |", "|---|---|---|---|"]
+    for name, t in res.get("targets", {}).items():
+        v = t["value"]
+        lines.append(f"| {name} | {v:,.3g} | {t['goal']} | {'yes' if t['met'] else '**no**'} |")
+    return "\n".join(lines) + "\n"

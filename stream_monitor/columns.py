@@ -1,0 +1,291 @@
+"""Columns of one model's events: the form every sketch update takes, built once per batch.
+
+Why: per-event Python work is what limits a Python stream processor. Decoders
+(per-event JSON, the batched JSON encoding, Arrow IPC) produce a :class:`ColumnBatch`
+per model, the engine routes rows to panes with numpy (``Engine.process_columns``)
+and every sketch takes one vector call per pane. Values follow the engine's
+per-event rules exactly (:func:`numeric_value`, :func:`category_value`): NaN marks a
+missing number, None a missing category, bools count as 1/0 or "true"/"false".
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter, methodcaller
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from stream_monitor.detectors import make_detector
+from stream_monitor.engine_types import EngineOutput
+from stream_monitor.window_state import (
+    PREDICTION_CLASS,
+    PREDICTION_SCORE,
+    VERSION_FIELDS,
+    FeatureSketches,
+    Pane,
+    category_value,
+    numeric_value,
+)
+from stream_monitor.windows import to_ms
+
+if TYPE_CHECKING:
+    from stream_monitor.engine import Engine, ModelMonitor
+
+__all__ = ["ColumnBatch", "columns_from_events", "columns_from_rows", "process_columns", "update_pane",
+           "update_sketches"]
+
+_NUMERIC_OK = frozenset({float, bool, type(None)})
+_CATEGORY_OK = frozenset({str, type(None)})
+
+
+@dataclass
+class ColumnBatch:
+    """Rows of one model in arrival order, as columns.
+
+    ``numeric`` holds float64 arrays (NaN = missing) and ``categorical`` lists of
+    ``str | None``, both keyed by the engine's feature names (``prediction.score`` and
+    ``prediction.class`` included). ``slices`` and ``llm`` are per-row objects, kept
+    only when some row has them (slice statistics and version tracking need them).
+    """
+
+    model_id: str
+    ts_ms: np.ndarray
+    versions: list[str]
+    numeric: dict[str, np.ndarray]
+    categorical: dict[str, list[str | None]]
+    slices: list[Mapping[str, str] | None] | None = None
+    llm: list[Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.ts_ms.size)
+
+    def take(self, idx: np.ndarray) -> ColumnBatch:
+        """The rows at ``idx`` (ascending), as a new batch."""
+        if idx.size == len(self):
+            return self
+        pick = itemgetter(*idx.tolist()) if idx.size else None
+
+        def rows(values: Sequence[Any]) -> list[Any]:
+            if pick is None:
+                return []
+            got = pick(values)
+            return list(got) if idx.size > 1 else [got]
+
+        return ColumnBatch(
+            model_id=self.model_id, ts_ms=self.ts_ms[idx], versions=rows(self.versions),
+            numeric={k: v[idx] for k, v in self.numeric.items()},
+            categorical={k: rows(v) for k, v in self.categorical.items()},
+            slices=rows(self.slices) if self.slices is not None else None,
+            llm=rows(self.llm) if self.llm is not None else None,
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[ColumnBatch]) -> ColumnBatch:
+        """One batch of the rows of ``parts`` in order (all of one model, with the same feature names)."""
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        n = [len(p) for p in parts]
+
+        def rows(get: Any) -> list[Any] | None:
+            got = [get(p) for p in parts]
+            if all(g is None for g in got):
+                return None
+            return list(chain.from_iterable(g if g is not None else [None] * k for g, k in zip(got, n, strict=True)))
+
+        return ColumnBatch(
+            model_id=first.model_id, ts_ms=np.concatenate([p.ts_ms for p in parts]),
+            versions=list(chain.from_iterable(p.versions for p in parts)),
+            numeric={k: np.concatenate([p.numeric[k] for p in parts]) for k in first.numeric},
+            categorical={k: list(chain.from_iterable(p.categorical[k] for p in parts)) for k in first.categorical},
+            slices=rows(lambda p: p.slices), llm=rows(lambda p: p.llm),
+        )
+
+
+def numeric_column(values: list[Any]) -> np.ndarray:
+    """float64 column with :func:`numeric_value` semantics; one C-level conversion in the common case."""
+    if {*map(type, values)} <= _NUMERIC_OK | {int}:
+        return np.array(values, dtype=np.float64)
+    return np.fromiter(map(numeric_value, values), np.float64, len(values))
+
+
+def category_column(values: list[Any]) -> list[str | None]:
+    """``str | None`` list with :func:`category_value` semantics; the list itself when already so."""
+    if {*map(type, values)} <= _CATEGORY_OK:
+        return values
+    return [category_value(v) for v in values]
+
+
+def _numeric_matrix(feats: list[dict[str, Any]], names: list[str]) -> dict[str, np.ndarray]:
+    """All numeric features at once: one tuple per row, one numpy conversion, one transpose."""
+    if not names:
+        return {}
+    if not feats:
+        return {n: np.empty(0) for n in names}
+    getter = itemgetter(*names)
+    try:
+        rows = list(map(getter, feats))
+    except KeyError:  # some row lacks a feature: it is missing there
+        return {n: numeric_column(list(map(methodcaller("get", n), feats))) for n in names}
+    if len(names) == 1:
+        return {names[0]: numeric_column(rows)}
+    if not {*map(type, chain.from_iterable(rows))} <= _NUMERIC_OK | {int}:
+        return {n: numeric_column([r[j] for r in rows]) for j, n in enumerate(names)}
+    matrix = np.array(rows, dtype=np.float64).T.copy()
+    return dict(zip(names, matrix, strict=True))
+
+
+def columns_from_rows(
+    model_id: str, numeric_names: list[str], categorical_names: list[str], *,
+    feats: list[dict[str, Any]], ts_ms: np.ndarray, versions: list[str],
+    scores: list[float | None], classes: list[str | None],
+    slices: list[Mapping[str, str] | None] | None = None, llm: list[Any] | None = None,
+) -> ColumnBatch:
+    """A batch from per-row features dicts and prediction fields (the decoded JSON of each event)."""
+    plain_num = [n for n in numeric_names if n != PREDICTION_SCORE]
+    numeric = _numeric_matrix(feats, plain_num)
+    if PREDICTION_SCORE in numeric_names:
+        numeric[PREDICTION_SCORE] = numeric_column(scores)
+    numeric = {n: numeric[n] for n in numeric_names}
+    categorical: dict[str, list[str | None]] = {}
+    for name in categorical_names:
+        if name == PREDICTION_CLASS:
+            categorical[name] = classes
+        else:
+            categorical[name] = category_column(list(map(methodcaller("get", name), feats)))
+    if slices is not None and all(s is None for s in slices):
+        slices = None
+    if llm is not None and all(x is None for x in llm):
+        llm = None
+    return ColumnBatch(model_id=model_id, ts_ms=ts_ms, versions=versions, numeric=numeric,
+                       categorical=categorical, slices=slices, llm=llm)
+
+
+def columns_from_events(model_id: str, numeric_names: list[str], categorical_names: list[str],
+                        events: Sequence[Any]) -> ColumnBatch:
+    """A batch from event objects (pydantic :class:`PredictionEvent` or anything with its attributes)."""
+    return columns_from_rows(
+        model_id, numeric_names, categorical_names,
+        feats=[e.features for e in events],
+        ts_ms=np.fromiter((to_ms(e.timestamp) for e in events), np.int64, len(events)),
+        versions=[e.model_version for e in events],
+        scores=[e.prediction.score for e in events], classes=[e.prediction.class_ for e in events],
+        slices=[e.slice for e in events], llm=[e.llm for e in events],
+    )
+
+
+def update_sketches(sketches: FeatureSketches, batch: ColumnBatch) -> dict[str, np.ndarray]:
+    """``FeatureSketches.update`` from columns: one vector call per sketch; returns the numeric columns."""
+    sketches.n_events += len(batch)
+    for name, sketch in sketches.numeric.items():
+        sketch.update(batch.numeric[name])
+    for name, counts in sketches.categorical.items():
+        values = batch.categorical[name]
+        present: list[str] = [v for v in values if v is not None]
+        counts.missing += len(values) - len(present)
+        counts.update(present)
+    return batch.numeric
+
+
+def distinct_in_order(values: Iterable[Any]) -> list[Any]:
+    return list(dict.fromkeys(values))
+
+
+# -- routing: Engine.process on columns -----------------------------------------------------------
+
+
+def process_columns(engine: Engine, batches: Sequence[ColumnBatch]) -> EngineOutput:
+    """``Engine.process`` for rows given as columns: the same lateness, panes, detectors, slices and closes.
+
+    Lateness is decided per row against the watermark as it stood before that row,
+    which is the running maximum of the earlier rows' event times (a late row can
+    never raise it: its time is below the watermark). Rows are grouped by (version,
+    pane) in order of first appearance, as ``process`` does.
+    """
+    out = EngineOutput()
+    for batch in batches:
+        if len(batch):
+            _route(engine, engine.models[batch.model_id], batch, out)
+    for mm in engine.models.values():
+        out.extend(engine._close(mm, final=False))
+    return out
+
+
+def _route(engine: Engine, mm: ModelMonitor, batch: ColumnBatch, out: EngineOutput) -> None:
+    model_id = batch.model_id
+    ts = batch.ts_ms
+    n = ts.size
+    starts = ts - ts % mm.slide_ms
+    before = np.empty(n, dtype=np.int64)
+    before[1:] = np.maximum.accumulate(ts)[:-1]
+    prior = mm.watermark.max_event_ms
+    known = np.ones(n, dtype=bool)
+    if prior is None:
+        before[0], known[0] = 0, False
+    else:
+        before[0] = prior
+        np.maximum(before, prior, out=before)
+    late = known & (starts + mm.size_ms <= before - mm.watermark.lateness_ms)
+    n_late = int(late.sum())
+    if n_late:
+        out.late[model_id] += n_late
+        if n_late == n:
+            return
+    kept = np.flatnonzero(~late)
+    mm.watermark.observe(int(ts[kept].max()))
+    kept_starts = starts[kept]
+    versions = batch.versions
+    groups: list[tuple[str, int, np.ndarray]] = []
+    if len(set(versions)) == 1:
+        uniq, first = np.unique(kept_starts, return_index=True)
+        for k in np.argsort(first):
+            groups.append((versions[0], int(uniq[k]), kept[kept_starts == uniq[k]]))
+    else:
+        rows: dict[tuple[str, int], list[int]] = {}
+        for j, start in zip(kept.tolist(), kept_starts.tolist(), strict=True):
+            rows.setdefault((versions[j], start), []).append(j)
+        groups = [(v, s, np.asarray(r)) for (v, s), r in rows.items()]
+    for version, start, idx in groups:
+        pane = mm.panes.get((version, start))
+        if pane is None:
+            pane = mm.panes[(version, start)] = mm.new_pane(version, start)
+        update_pane(mm, pane, batch.take(idx))
+        out.processed[model_id] += int(idx.size)
+
+
+def update_pane(mm: ModelMonitor, pane: Pane, batch: ColumnBatch) -> None:
+    """One pane's update from columns: overall sketches, versions seen, tracked slices, detectors."""
+    columns = update_sketches(pane.overall, batch)
+    for name in VERSION_FIELDS:
+        if name == "model_version":
+            values: list[Any] = batch.versions
+        elif batch.llm is None:
+            continue
+        else:
+            attr = name.split(".", 1)[1]
+            values = [getattr(x, attr) for x in batch.llm if x is not None]
+        present = [v for v in values if v is not None]
+        if present:
+            pane.versions.setdefault(name, Counter()).update(present)
+    if batch.slices is not None:
+        for key in mm.config.slices.keys:
+            by_slice: dict[str, list[int]] = {}
+            for j, tags in enumerate(batch.slices):
+                if tags is not None and key in tags:
+                    by_slice.setdefault(mm.slice_of(key, tags[key]), []).append(j)
+            for label, rows in by_slice.items():
+                sk = pane.slices.get(label)
+                if sk is None:
+                    sk = pane.slices[label] = mm.empty_sketches(label)
+                update_sketches(sk, batch.take(np.asarray(rows)))
+    for d in mm.config.detectors:
+        det = mm.detectors.get((pane.model_version, d.id))
+        if det is None:
+            det = mm.detectors[(pane.model_version, d.id)] = make_detector(d.type, d.params)
+        hits = det.update(columns[d.signal])
+        if hits:
+            pane.detections[d.id] += len(hits)
