@@ -226,6 +226,9 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
                                  f"{', '.join(m.model_id for m in config.models)}")
     for m in config.models:  # the profile being built must not be required to exist
         m.reference.path = None
+    suffix = Path(args.input).suffix.lower()
+    if suffix in (".csv", ".parquet") or args.format in ("table", "csv", "parquet", "jsonl"):
+        return _reference_from_table(args, config.model(model))  # type: ignore[arg-type]
     engine = Engine(config)
     decoder = EventDecoder(config, engine.feature_kinds())
     rejected = Counter[str]()
@@ -281,6 +284,41 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             levels = ", ".join(f"{s}={t:.4g}" for s, t in cal["thresholds"].items())
             print(f"  {rule.id:10} {feature:24} {levels}")
     print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _reference_from_table(args: argparse.Namespace, m: Any) -> int:
+    """CSV / Parquet / flat JSONL rows: two passes, exact reference bin counts, no event contract."""
+    from stream_monitor.reference_tables import build_profile_from_table
+    from stream_monitor.sketches.embedding import RandomFourierFeatures
+
+    kinds: dict[str, str] | None = {f.name: f.kind for f in m.features} or None
+    if kinds is not None and m.monitor_prediction:
+        kinds |= {"prediction.score": "numeric", "prediction.class": "categorical"}
+    ref = m.reference
+    profile = build_profile_from_table(
+        args.input, m.model_id, kinds=kinds, bins=ref.bins, max_categories=ref.max_categories,
+        binning=ref.binning, pca_components=ref.pca_components,
+        rff=RandomFourierFeatures(ref.embedding_frequencies, ref.embedding_seed, ref.embedding_bandwidth),
+        fmt=None if args.format in (None, "table") else args.format)
+    profile.save(args.output)
+    print(f"wrote {args.output}: profile {profile.profile_id}, {profile.row_count} rows, "
+          f"{len(profile.features)} features")
+    return 0
+
+
+def cmd_reference_diff(args: argparse.Namespace) -> int:
+    import json
+
+    from stream_monitor.reference import ReferenceProfile
+    from stream_monitor.reference_diff import diff_profiles
+
+    diff = diff_profiles(ReferenceProfile.load(args.a), ReferenceProfile.load(args.b))
+    text = json.dumps(diff, indent=1, sort_keys=True, default=str)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    else:
+        print(text)
     return 0
 
 
@@ -354,7 +392,15 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--input", required=True)
     rb.add_argument("--model", help="model id (default: the first configured)")
     rb.add_argument("-o", "--output", required=True)
+    rb.add_argument("--format", choices=["events", "table", "csv", "parquet", "jsonl"],
+                    help="events (JSONL prediction events, validated; default for .jsonl) or a table of rows "
+                         "(CSV, Parquet, flat JSONL; default for .csv/.parquet)")
     rb.set_defaults(func=cmd_reference_build)
+    rd = ref_sub.add_parser("diff", help="compare two reference profiles feature by feature")
+    rd.add_argument("a")
+    rd.add_argument("b")
+    rd.add_argument("-o", "--output", help="write the JSON here instead of printing it")
+    rd.set_defaults(func=cmd_reference_diff)
 
     cal = sub.add_parser("calibrate", help="set rule thresholds for a target false-alarm rate per window")
     cal.add_argument("-c", "--config", required=True)

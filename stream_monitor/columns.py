@@ -59,6 +59,7 @@ class ColumnBatch:
     slices: list[Mapping[str, str] | None] | None = None
     llm: list[Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    embedding: dict[str, list[Any]] = field(default_factory=dict)  # name -> per-row list of floats or None
 
     def __len__(self) -> int:
         return int(self.ts_ms.size)
@@ -81,6 +82,7 @@ class ColumnBatch:
             categorical={k: rows(v) for k, v in self.categorical.items()},
             slices=rows(self.slices) if self.slices is not None else None,
             llm=rows(self.llm) if self.llm is not None else None,
+            embedding={k: rows(v) for k, v in self.embedding.items()},
         )
 
     @staticmethod
@@ -103,6 +105,8 @@ class ColumnBatch:
             numeric={k: np.concatenate([p.numeric[k] for p in parts]) for k in first.numeric},
             categorical={k: list(chain.from_iterable(p.categorical[k] for p in parts)) for k in first.categorical},
             slices=rows(lambda p: p.slices), llm=rows(lambda p: p.llm),
+            embedding={k: list(chain.from_iterable(p.embedding.get(k, [None] * len(p)) for p in parts))
+                       for k in first.embedding},
         )
 
 
@@ -144,6 +148,7 @@ def columns_from_rows(
     feats: list[dict[str, Any]], ts_ms: np.ndarray, versions: list[str],
     scores: list[float | None], classes: list[str | None],
     slices: list[Mapping[str, str] | None] | None = None, llm: list[Any] | None = None,
+    embedding_names: Sequence[str] = (),
 ) -> ColumnBatch:
     """A batch from per-row features dicts and prediction fields (the decoded JSON of each event)."""
     plain_num = [n for n in numeric_names if n != PREDICTION_SCORE]
@@ -161,12 +166,13 @@ def columns_from_rows(
         slices = None
     if llm is not None and all(x is None for x in llm):
         llm = None
+    embedding = {name: list(map(methodcaller("get", name), feats)) for name in embedding_names}
     return ColumnBatch(model_id=model_id, ts_ms=ts_ms, versions=versions, numeric=numeric,
-                       categorical=categorical, slices=slices, llm=llm)
+                       categorical=categorical, slices=slices, llm=llm, embedding=embedding)
 
 
 def columns_from_events(model_id: str, numeric_names: list[str], categorical_names: list[str],
-                        events: Sequence[Any]) -> ColumnBatch:
+                        events: Sequence[Any], embedding_names: Sequence[str] = ()) -> ColumnBatch:
     """A batch from event objects (pydantic :class:`PredictionEvent` or anything with its attributes)."""
     return columns_from_rows(
         model_id, numeric_names, categorical_names,
@@ -174,7 +180,7 @@ def columns_from_events(model_id: str, numeric_names: list[str], categorical_nam
         ts_ms=np.fromiter((to_ms(e.timestamp) for e in events), np.int64, len(events)),
         versions=[e.model_version for e in events],
         scores=[e.prediction.score for e in events], classes=[e.prediction.class_ for e in events],
-        slices=[e.slice for e in events], llm=[e.llm for e in events],
+        slices=[e.slice for e in events], llm=[e.llm for e in events], embedding_names=embedding_names,
     )
 
 
@@ -188,6 +194,9 @@ def update_sketches(sketches: FeatureSketches, batch: ColumnBatch) -> dict[str, 
         present: list[str] = [v for v in values if v is not None]
         counts.missing += len(values) - len(present)
         counts.update(present)
+    for name, emb in sketches.embedding.items():
+        rows = batch.embedding.get(name)
+        emb.update_rows([v if isinstance(v, list) else None for v in rows] if rows is not None else [None] * len(batch))
     return batch.numeric
 
 

@@ -15,15 +15,21 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from stream_monitor.contracts.alerts import Action, Severity
+from stream_monitor.decisions.config import RetrainingConfig
 from stream_monitor.errors import ConfigError
 
 Comparison = Literal[">", ">=", "<", "<="]
 FeatureKind = Literal["numeric", "categorical", "embedding"]
 
 #: Metrics a rule may name, and which feature kinds produce them.
-NUMERIC_METRICS = ("psi", "ks_statistic", "ks_pvalue", "wasserstein", "mean_shift", "missing_rate")
-CATEGORICAL_METRICS = ("psi", "chi2_pvalue", "new_category_rate", "missing_rate")
-RULE_METRICS = tuple(sorted(set(NUMERIC_METRICS) | set(CATEGORICAL_METRICS)))
+_BINNED = ("psi", "js_divergence", "js_distance", "kl_divergence", "kl_divergence_reverse", "hellinger",
+           "total_variation", "missing_rate", "missing_rate_change", "distinct_count")
+NUMERIC_METRICS = (*_BINNED, "ks_statistic", "ks_pvalue", "cvm_statistic", "cvm_pvalue", "wasserstein",
+                   "wasserstein_normed", "mean_shift", "std_ratio")
+CATEGORICAL_METRICS = (*_BINNED, "chi2_statistic", "chi2_pvalue", "new_category_rate")
+EMBEDDING_METRICS = ("mmd2", "mmd", "cosine_distance", "embedding_mean_shift", "pca_mean_shift", "pca_chi2_statistic",
+                     "pca_chi2_pvalue", "pca_variance_change", "pca_residual_ratio", "missing_rate")
+RULE_METRICS = tuple(sorted(set(NUMERIC_METRICS) | set(CATEGORICAL_METRICS) | set(EMBEDDING_METRICS)))
 
 
 class _Section(BaseModel):
@@ -131,6 +137,10 @@ class ServiceConfig(_Section):
                                     "suffix); default: the host name.")
     max_queued_kbytes: int = Field(default=32_768, ge=1024, description="Bound on librdkafka's fetch queue and "
                                    "the producer queue (KiB): when processing falls behind, lag grows, memory not.")
+    audit_log: Path | None = Field(default=None, description="Append every decision (retrain, promote, hold, "
+                                   "rollback, blocked) to this JSON-lines file as well as to topics.decisions.")
+    history_windows: int = Field(default=200, ge=1, le=100_000, description="Closed windows kept in memory per "
+                                 "model version (and alerts per model) for the status page and `report`.")
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServiceConfig:
@@ -218,7 +228,14 @@ class ReferenceConfig(_Section):
     path: Path | None = None
     from_stream_windows: int = Field(default=1, ge=1, description="Used when `path` is not set.")
     bins: int = Field(default=10, ge=2, le=1000, description="Quantile bins for numeric features.")
+    binning: Literal["quantile", "uniform"] = Field(
+        default="quantile",
+        description="Bin edges: equal reference mass per bin, or equal width between the 0.5% and 99.5% quantiles.")
     max_categories: int = Field(default=50, ge=1, le=10_000)
+    pca_components: int = Field(default=10, ge=1, le=256, description="Principal components kept per embedding.")
+    embedding_frequencies: int = Field(default=256, ge=8, le=8192, description="Random Fourier features for MMD.")
+    embedding_seed: int = Field(default=20240917, description="Seed of the random feature map (same for all windows).")
+    embedding_bandwidth: float | None = Field(default=None, gt=0, description="RBF bandwidth; None: median heuristic.")
 
 
 DEFAULT_ACTIONS: dict[Severity, Action] = {"info": "none", "warning": "warn", "critical": "retrain"}
@@ -281,6 +298,8 @@ class ModelConfig(_Section):
     detectors: list[DetectorConfig] = Field(default_factory=list)
     renotify_windows: int = Field(default=0, ge=0, description="While an incident stays open, publish it again "
                                   "every N windows (0: only when it opens, escalates or resolves).")
+    retraining: RetrainingConfig | None = Field(default=None, description="Retrain / promote / hold / rollback "
+                                                "decisions (docs/retraining.md); None: no decisions.")
 
     def all_rules(self) -> list[RuleConfig]:
         """Declared rules plus one implied rule per detector (fires on any detection in the window)."""

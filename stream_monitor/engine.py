@@ -12,7 +12,7 @@ against the watermark, and windows close in event-time order.
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +21,7 @@ import numpy as np
 
 from stream_monitor.columns import ColumnBatch, columns_from_events, process_columns, update_pane
 from stream_monitor.config import ModelConfig, MonitorConfig
+from stream_monitor.contracts.alerts import AlertEvent
 from stream_monitor.contracts.events import PredictionEvent
 from stream_monitor.detectors import RiverDetector, make_detector
 from stream_monitor.engine_types import EngineOutput, FeatureResult, WindowReport
@@ -28,13 +29,15 @@ from stream_monitor.errors import ConfigError, ProfileError
 from stream_monitor.policy.engine import PolicyEngine
 from stream_monitor.reference import (
     CategoricalReference,
+    EmbeddingReference,
     FeatureReference,
     NumericReference,
     ReferenceProfile,
     build_profile,
 )
 from stream_monitor.sketches import CategoryCounts, NumericSketch
-from stream_monitor.stats.compare import compare_categorical, compare_numeric
+from stream_monitor.sketches.embedding import EmbeddingSketch, EmbeddingSpace, RandomFourierFeatures
+from stream_monitor.stats.compare import compare_categorical, compare_embedding, compare_numeric
 from stream_monitor.window_state import (
     OTHER_SLICE,
     PREDICTION_CLASS,
@@ -49,6 +52,7 @@ __all__ = ["PREDICTION_CLASS", "PREDICTION_SCORE", "Engine", "ModelMonitor", "Wi
 
 
 EventSource = Iterable[PredictionEvent] | Callable[[], Iterable[PredictionEvent]]
+MAX_VERSIONS = 3  # model versions per model whose latest window is exported
 
 
 def _utcnow() -> datetime:
@@ -64,6 +68,8 @@ class ModelMonitor:
     categorical_features: list[str]
     reference: ReferenceProfile | None
     watermark: Watermark
+    embedding_features: list[str] = field(default_factory=list)
+    spaces: dict[str, EmbeddingSpace] = field(default_factory=dict)
     panes: dict[tuple[str, int], Pane] = field(default_factory=dict)
     next_close: dict[str, int] = field(default_factory=dict)
     reference_panes: dict[tuple[str, int], Pane] = field(default_factory=dict)
@@ -98,7 +104,22 @@ class ModelMonitor:
                    for f in self.numeric_features}
         categorical = {f: (r.categories if isinstance(r := refs.get(f), CategoricalReference) else None)
                        for f in self.categorical_features}
-        return FeatureSketches.empty(numeric, categorical, self.config.reference.max_categories)
+        return FeatureSketches.empty(numeric, categorical, self.config.reference.max_categories,
+                                     {f: self.embedding_sketch(f) for f in self.embedding_features})
+
+    def embedding_sketch(self, name: str) -> EmbeddingSketch:
+        """In the reference's feature space once there is one; before, in the model's shared space, with
+        second moments kept so the reference's principal components can be computed from the merge."""
+        ref = self.reference.features.get(name) if self.reference is not None else None
+        if isinstance(ref, EmbeddingReference):
+            return ref.new_sketch()
+        return EmbeddingSketch(self.spaces[name], track_covariance=True)
+
+    def embedding_spaces(self) -> dict[str, EmbeddingSpace]:
+        out = dict(self.spaces)
+        if self.reference is not None:
+            out.update({n: r.space() for n, r in self.reference.features.items() if isinstance(r, EmbeddingReference)})
+        return out
 
     def new_pane(self, version: str, start_ms: int) -> Pane:
         return Pane(model_version=version, start_ms=start_ms, end_ms=start_ms + self.slide_ms,
@@ -137,6 +158,10 @@ class Engine:
         self.clock = clock
         self.models: dict[str, ModelMonitor] = {}
         self.latest: dict[tuple[str, str], WindowReport] = {}
+        #: The last ``service.history_windows`` closed windows per (model, version) and alerts per model:
+        #: bounded, for the status page and reports (docs/report.md); not checkpointed.
+        self.history: dict[tuple[str, str], deque[WindowReport]] = {}
+        self.alert_history: dict[str, deque[AlertEvent]] = {}
         self.policy = PolicyEngine()
         references = dict(references or {})
         for m in config.models:
@@ -149,6 +174,7 @@ class Engine:
             kinds = feature_kinds(m, ref)
             numeric = [n for n, k in kinds.items() if k == "numeric"]
             categorical = [n for n, k in kinds.items() if k == "categorical"]
+            embedding = [n for n, k in kinds.items() if k == "embedding"]
             if m.monitor_prediction:
                 numeric.append(PREDICTION_SCORE)
                 categorical.append(PREDICTION_CLASS)
@@ -160,6 +186,10 @@ class Engine:
             self.models[m.model_id] = ModelMonitor(
                 config=m, numeric_features=numeric, categorical_features=categorical, reference=ref,
                 watermark=Watermark(int(m.window.allowed_lateness_seconds * 1000)),
+                embedding_features=embedding,
+                spaces={n: EmbeddingSpace(RandomFourierFeatures(
+                    m.reference.embedding_frequencies, m.reference.embedding_seed, m.reference.embedding_bandwidth))
+                    for n in embedding},
             )
 
     def feature_kinds(self) -> dict[str, dict[str, str]]:
@@ -181,7 +211,8 @@ class Engine:
 
     def columns(self, model_id: str, events: Sequence[PredictionEvent]) -> ColumnBatch:
         mm = self.models[model_id]
-        return columns_from_events(model_id, mm.numeric_features, mm.categorical_features, events)
+        return columns_from_events(model_id, mm.numeric_features, mm.categorical_features, events,
+                                   mm.embedding_features)
 
     def _update(self, mm: ModelMonitor, pane: Pane, events: list[PredictionEvent]) -> None:
         update_pane(mm, pane, self.columns(mm.config.model_id, events))
@@ -225,12 +256,28 @@ class Engine:
             panes = [p for (v, start), p in sorted(mm.panes.items()) if v == version and s <= start < s + size]
             report = self._report(mm, version, s, panes)
             out.reports.append(report)
-            self.latest[(mm.config.model_id, version)] = report
-            out.alerts.extend(self.policy.evaluate(mm.config, report, self.clock(), mm.reference))
+            self._keep_latest(report)
+            alerts = self.policy.evaluate(mm.config, report, self.clock(), mm.reference)
+            self._remember(report, alerts)
+            out.alerts.extend(alerts)
         horizon = None if final else wm
         for key in [k for k in mm.panes if horizon is None or k[1] + size <= horizon]:
             del mm.panes[key]
         return out
+
+    def _remember(self, report: WindowReport, alerts: list[AlertEvent]) -> None:
+        keep = self.config.service.history_windows
+        self.history.setdefault((report.model_id, report.model_version), deque(maxlen=keep)).append(report)
+        if alerts:
+            self.alert_history.setdefault(report.model_id, deque(maxlen=keep)).extend(alerts)
+
+    def _keep_latest(self, report: WindowReport) -> None:
+        """Keep the latest report per model version, for the newest MAX_VERSIONS versions of each model only:
+        a retired version's drift gauges must not be exported (and alerted on) forever."""
+        self.latest[(report.model_id, report.model_version)] = report
+        mine = sorted((r.window_end, v) for (m, v), r in self.latest.items() if m == report.model_id)
+        for _end, version in mine[:-MAX_VERSIONS]:
+            del self.latest[(report.model_id, version)]
 
     def _merged(self, panes: list[Pane]) -> Pane:
         if len(panes) == 1:
@@ -282,6 +329,10 @@ class Engine:
             cref = refs.get(name)
             if isinstance(cref, CategoricalReference):
                 yield name, compare_categorical(name, cref, counts)
+        for name, emb in sketches.embedding.items():
+            eref = refs.get(name)
+            if isinstance(eref, EmbeddingReference):
+                yield name, compare_embedding(name, eref, emb)
 
     # -- reference ------------------------------------------------------------------------
 
@@ -333,6 +384,11 @@ class Engine:
                         edges: dict[str, np.ndarray] | None = None) -> ReferenceProfile:
         cap = 10 * mm.config.reference.max_categories
 
+        embedding = {f: EmbeddingSketch(mm.spaces[f], track_covariance=True) for f in mm.embedding_features}
+        for p in panes:
+            for f, e in p.overall.embedding.items():
+                embedding[f].merge(e)
+
         def combined(parts: list[FeatureSketches]) -> tuple[dict[str, NumericSketch], dict[str, CategoryCounts]]:
             numeric = {f: NumericSketch() for f in mm.numeric_features}
             categorical = {f: CategoryCounts(cap) for f in mm.categorical_features}
@@ -357,5 +413,8 @@ class Engine:
             version_basis="content" if source else "span",
             slices=slices,
             edges=dict(edges) if edges else None,  # type: ignore[arg-type]
+            embedding={f: e for f, e in embedding.items() if e.n > 0},
+            binning=mm.config.reference.binning,
+            pca_components=mm.config.reference.pca_components,
         )
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
@@ -25,6 +25,8 @@ from stream_monitor.checkpoint.store import CheckpointStore, DirectoryCheckpoint
 from stream_monitor.config import MonitorConfig
 from stream_monitor.engine import Engine
 from stream_monitor.reference import ReferenceProfile
+from stream_monitor.report.server import start_server
+from stream_monitor.report.status import status_page
 from stream_monitor.sinks.base import AlertSink, FanoutAlertSink
 from stream_monitor.sinks.kafka import KafkaAlertSink, KafkaDeadLetterSink, KafkaWindowSink
 from stream_monitor.sinks.metrics import MonitorMetrics
@@ -156,14 +158,15 @@ class MonitorService:
             self.store.ensure_topic(partitions, create=self.config.checkpoint.create_topic)
 
     def serve_metrics(self) -> int:
-        """Start the /metrics endpoint; returns the bound port (useful with metrics_port: 0)."""
+        """Start /metrics (and the status page at /); returns the bound port (useful with metrics_port: 0)."""
         svc = self.config.service
         tls: dict[str, Any] = {}
         if svc.metrics_tls_certfile is not None:
             tls = {"certfile": str(svc.metrics_tls_certfile), "keyfile": str(svc.metrics_tls_keyfile)}
             if svc.metrics_tls_client_cafile is not None:
                 tls.update(client_cafile=str(svc.metrics_tls_client_cafile), client_auth_required=True)
-        server, _thread = start_http_server(svc.metrics_port, addr=svc.metrics_host, registry=self.registry, **tls)
+        server, _thread = start_server(svc.metrics_port, svc.metrics_host, self.registry,
+                                       lambda: status_page(self.engine, self.metrics.lock), **tls)
         self._http = server
         self.metrics_port = int(server.server_port)
         scheme = "https" if tls else "http"

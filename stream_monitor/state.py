@@ -201,6 +201,9 @@ def reset_model(engine: Engine, model_id: str, initial_reference: ReferenceProfi
         del engine.policy.series[key]
     for key in [k for k in engine.latest if k[0] == model_id]:
         del engine.latest[key]
+    for key in [k for k in engine.history if k[0] == model_id]:
+        del engine.history[key]
+    engine.alert_history.pop(model_id, None)
 
 
 def restore_model(engine: Engine, model_id: str, data: dict[str, Any]) -> bool:

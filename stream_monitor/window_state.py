@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from stream_monitor.sketches import CategoryCounts, NumericSketch
+from stream_monitor.sketches.embedding import EmbeddingSketch, EmbeddingSpace
 
 PREDICTION_SCORE = "prediction.score"
 PREDICTION_CLASS = "prediction.class"
@@ -43,13 +44,15 @@ class FeatureSketches:
     numeric: dict[str, NumericSketch]
     categorical: dict[str, CategoryCounts]
     n_events: int = 0
+    embedding: dict[str, EmbeddingSketch] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, numeric: dict[str, np.ndarray | None], categorical: dict[str, list[str] | None],
-              max_categories: int) -> FeatureSketches:
+              max_categories: int, embedding: dict[str, EmbeddingSketch] | None = None) -> FeatureSketches:
         return cls(
             numeric={name: NumericSketch(edges) for name, edges in numeric.items()},
             categorical={name: CategoryCounts(max_categories, known) for name, known in categorical.items()},
+            embedding=dict(embedding or {}),
         )
 
     def merge(self, other: FeatureSketches) -> None:
@@ -58,17 +61,31 @@ class FeatureSketches:
             self.numeric[name].merge(sketch)
         for name, counts in other.categorical.items():
             self.categorical[name].merge(counts)
+        for name, emb in other.embedding.items():
+            if name in self.embedding:
+                self.embedding[name].merge(emb)
+            else:
+                self.embedding[name] = EmbeddingSketch.from_dict(emb.to_dict(), emb.space)
 
     def to_dict(self) -> dict[str, Any]:
         return {"numeric": {k: v.to_dict() for k, v in self.numeric.items()},
                 "categorical": {k: v.to_dict() for k, v in self.categorical.items()},
+                "embedding": {k: v.to_dict() for k, v in self.embedding.items()},
                 "n_events": self.n_events}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FeatureSketches:
+    def from_dict(cls, d: dict[str, Any], spaces: dict[str, EmbeddingSpace] | None = None) -> FeatureSketches:
+        """Embedding sketches need their feature map (the model's `spaces`); it is not in the dict."""
+        spaces = spaces or {}
         return cls(numeric={k: NumericSketch.from_dict(v) for k, v in d["numeric"].items()},
                    categorical={k: CategoryCounts.from_dict(v) for k, v in d["categorical"].items()},
+                   embedding={k: EmbeddingSketch.from_dict(v, spaces.get(k))
+                              for k, v in d.get("embedding", {}).items()},
                    n_events=int(d["n_events"]))
+
+    def copy(self) -> FeatureSketches:
+        spaces = {k: v.space for k, v in self.embedding.items()}
+        return FeatureSketches.from_dict(self.to_dict(), spaces)
 
 
 @dataclass
@@ -102,7 +119,7 @@ class Pane:
             if key in self.slices:
                 self.slices[key].merge(sk)
             else:
-                self.slices[key] = FeatureSketches.from_dict(sk.to_dict())
+                self.slices[key] = sk.copy()
         self.detections.update(other.detections)
         for name, counts in other.versions.items():
             self.versions.setdefault(name, Counter()).update(counts)
@@ -115,15 +132,17 @@ class Pane:
                 "detections": dict(self.detections), "versions": {k: dict(v) for k, v in self.versions.items()}}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Pane:
+    def from_dict(cls, d: dict[str, Any], spaces: dict[str, EmbeddingSpace] | None = None) -> Pane:
         return cls(model_version=d["model_version"], start_ms=int(d["start_ms"]), end_ms=int(d["end_ms"]),
-                   overall=FeatureSketches.from_dict(d["overall"]),
-                   slices={k: FeatureSketches.from_dict(v) for k, v in d["slices"].items()},
+                   overall=FeatureSketches.from_dict(d["overall"], spaces),
+                   slices={k: FeatureSketches.from_dict(v, spaces) for k, v in d["slices"].items()},
                    detections=Counter(d["detections"]),
                    versions={k: Counter(v) for k, v in d["versions"].items()})
 
     def copy(self) -> Pane:
-        return Pane.from_dict(self.to_dict())
+        return Pane(model_version=self.model_version, start_ms=self.start_ms, end_ms=self.end_ms,
+                    overall=self.overall.copy(), slices={k: v.copy() for k, v in self.slices.items()},
+                    detections=Counter(self.detections), versions={k: Counter(v) for k, v in self.versions.items()})
 
 
 WindowState = Pane  # the first engine's name for a tumbling window's state

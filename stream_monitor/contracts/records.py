@@ -121,10 +121,12 @@ class RecordDecoder:
     """
 
     def __init__(self, fast: FastDecoder, features: dict[str, tuple[list[str], list[str]]],
-                 batch_decoder: Callable[[bytes, Any], ColumnBatch] | None = None) -> None:
+                 batch_decoder: Callable[[bytes, Any], ColumnBatch] | None = None,
+                 embedding_features: dict[str, list[str]] | None = None) -> None:
         self.fast = fast
         self.features = features
         self.batch_decoder = batch_decoder
+        self.embedding_features = embedding_features or {}
 
     @classmethod
     def for_engine(cls, engine: Engine) -> RecordDecoder:
@@ -134,7 +136,8 @@ class RecordDecoder:
         fast = FastDecoder(engine.config, engine.feature_kinds())
         features = {mid: (list(mm.numeric_features), list(mm.categorical_features))
                     for mid, mm in engine.models.items()}
-        return cls(fast, features, batch_decoder=decode_batch_message)
+        embedding = {mid: list(mm.embedding_features) for mid, mm in engine.models.items()}
+        return cls(fast, features, batch_decoder=decode_batch_message, embedding_features=embedding)
 
     def decode_each(self, values: Sequence[bytes | None]) -> DecodedRecords:
         """The plain path, one record at a time (used when a batch-level step fails unexpectedly)."""
@@ -151,7 +154,8 @@ class RecordDecoder:
                 accepted.setdefault(ev.model_id, []).append((i, ev))
         for model_id, events in accepted.items():
             numeric, categorical = self.features[model_id]
-            batch = columns_from_events(model_id, numeric, categorical, [ev for _, ev in events])
+            batch = columns_from_events(model_id, numeric, categorical, [ev for _, ev in events],
+                                        self.embedding_features.get(model_id, ()))
             out.batches.append(batch)
             out.valid += len(batch)
             newest = int(batch.ts_ms.max())
@@ -292,7 +296,8 @@ class RecordDecoder:
                 segments.extend(self._model_columns(model_id, idx, cols, out))
         for model_id, events in accepted.items():
             numeric, categorical = self.features[model_id]
-            batch = columns_from_events(model_id, numeric, categorical, [ev for _, ev in events])
+            batch = columns_from_events(model_id, numeric, categorical, [ev for _, ev in events],
+                                        self.embedding_features.get(model_id, ()))
             segments.append((np.array([i for i, _ in events]), batch))
         return segments
 
@@ -333,6 +338,7 @@ class RecordDecoder:
             model_id, numeric, categorical, feats=feats, ts_ms=ts_ms, versions=pick("version"),
             scores=list(map(_SCORE, preds)), classes=list(map(_CLASS, preds)),
             slices=list(map(_SLICE, objs)), llm=pick("llm") if "llm" in cols else None,
+            embedding_names=self.embedding_features.get(model_id, ()),
         )
         return [(np.asarray(pos), batch)]
 

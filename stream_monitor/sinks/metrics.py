@@ -64,6 +64,10 @@ class DriftCollector(Collector):
         yield window_events
         yield window_end
         yield reference
+        size = GaugeMetricFamily("stream_monitor_window_size_seconds", "Configured window size", labels=["model_id"])
+        for mid, mm in self.engine.models.items():
+            size.add_metric([mid], mm.config.window.size_seconds)
+        yield size
 
 
 class MonitorMetrics:
@@ -96,8 +100,19 @@ class MonitorMetrics:
         self.up = Gauge("stream_monitor_up", "1 while the monitor's loop is running", registry=registry)
 
     def attach(self, engine: Engine) -> None:
-        """Export the engine's drift state through a collector (read at scrape time, under the lock)."""
+        """Export the engine's drift state through a collector (read at scrape time, under the lock).
+
+        Labelled counters start at zero for every configured model and reject reason,
+        so rates and "no events processed" alerts have a series before the first event.
+        """
         self.registry.register(DriftCollector(engine, self.lock))
+        from stream_monitor.contracts.decode import REJECT_REASONS
+
+        for model_id in engine.models:
+            self.processed.labels(model_id)
+            self.late.labels(model_id)
+        for reason in REJECT_REASONS:
+            self.rejected.labels(reason)
 
     def record(self, out: EngineOutput) -> None:
         for model_id, n in out.processed.items():

@@ -14,10 +14,16 @@ from typing import Any
 import numpy as np
 from datasketches import HLL_4, hll_sketch, hll_union
 
+from stream_monitor.sketches._hll_vector import registers, sketch_from_registers
+
 #: log2 of the number of registers. 10 -> 1024 registers, ~0.55 KB serialised,
 #: relative standard error 1.04/sqrt(1024) = 3.3% (about 10% at 3 sigma): enough to
 #: see a cardinality collapse or explosion, small next to the quantile sketches.
 DEFAULT_LG_K = 10
+
+#: A numeric batch with at most this many distinct values is fed value by value
+#: (cheap at that size, and DataSketches' exact small-cardinality modes are kept).
+FEW_DISTINCT = 256
 
 
 class DistinctCount:
@@ -33,21 +39,69 @@ class DistinctCount:
         if not 4 <= lg_k <= 21:
             raise ValueError(f"lg_k must be between 4 and 21, got {lg_k}")
         self._sketch = hll_sketch(lg_k, HLL_4)
+        self._pending: np.ndarray | None = None
 
     @property
     def lg_k(self) -> int:
         return int(self._sketch.lg_config_k)
 
     def update(self, values: np.ndarray | Iterable[str]) -> None:
-        """Add a numeric column (finite values) or strings; the same value always hashes the same."""
-        items = values.tolist() if isinstance(values, np.ndarray) else values
+        """Add a numeric column (finite values) or strings; the same value always hashes the same.
+
+        Only the first occurrence of each value is fed to the sketch: a repeat never
+        changes an HLL's state, so the result is the same as feeding every value.
+        A numeric column with many distinct values takes the vector path
+        (:func:`update_sorted`).
+        """
+        if isinstance(values, np.ndarray):
+            self.update_sorted(np.sort(values))
+            return
         update = self._sketch.update
-        for v in items:
+        for v in dict.fromkeys(values):
             update(v)
 
+    def update_sorted(self, values: np.ndarray) -> None:
+        """Add an ascending column of finite values (``NumericSketch`` sorts each batch once for all its parts).
+
+        Up to :data:`FEW_DISTINCT` distinct values go to DataSketches one by one, so a
+        low-cardinality feature keeps DataSketches' exact small-cardinality modes. Beyond
+        that, their registers are computed in numpy (:mod:`._hll_vector`) and folded in
+        with one union when the estimate or the bytes are next needed: the registers are
+        exactly those of feeding every value, and the estimate is the composite one, as
+        after any merge (within :meth:`relative_error`).
+        """
+        if not values.size:
+            return
+        new = np.empty(values.size, dtype=bool)
+        new[0] = True
+        np.not_equal(values[1:], values[:-1], out=new[1:])
+        distinct = values[new]
+        if distinct.size <= FEW_DISTINCT:
+            update = self._sketch.update
+            for v in distinct.tolist():
+                update(v)
+            return
+        regs = registers(distinct, self.lg_k)
+        if self._pending is None:
+            self._pending = regs
+        else:
+            np.maximum(self._pending, regs, out=self._pending)
+
+    def _settle(self) -> None:
+        """Fold registers computed in numpy into the DataSketches sketch (a union: registers merge by max)."""
+        if self._pending is None:
+            return
+        union = hll_union(self.lg_k)
+        union.update(self._sketch)
+        union.update(sketch_from_registers(self._pending, self.lg_k))
+        self._pending = None
+        self._sketch = union.get_result(HLL_4)
+
     def merge(self, other: DistinctCount) -> None:
+        other._settle()
         if other._sketch.is_empty():
             return
+        self._settle()
         union = hll_union(max(self.lg_k, other.lg_k))
         union.update(self._sketch)
         union.update(other._sketch)
@@ -55,9 +109,11 @@ class DistinctCount:
 
     @property
     def estimate(self) -> float:
+        self._settle()
         return float(self._sketch.get_estimate())
 
     def bounds(self, std_devs: int = 2) -> tuple[float, float]:
+        self._settle()
         return float(self._sketch.get_lower_bound(std_devs)), float(self._sketch.get_upper_bound(std_devs))
 
     def relative_error(self, std_devs: int = 3) -> float:
@@ -65,12 +121,14 @@ class DistinctCount:
         return abs(float(hll_sketch.get_rel_err(True, True, self.lg_k, std_devs)))
 
     def serialize(self) -> bytes:
+        self._settle()
         return bytes(self._sketch.serialize_compact())
 
     @classmethod
     def deserialize(cls, data: bytes) -> DistinctCount:
         obj = cls.__new__(cls)
         obj._sketch = hll_sketch.deserialize(data)
+        obj._pending = None
         return obj
 
     to_bytes = serialize

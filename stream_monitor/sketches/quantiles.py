@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import struct
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ class QuantileSketch:
         if not 8 <= k <= 65535:
             raise ValueError(f"k must be between 8 and 65535, got {k}")
         self._sketch = kll_doubles_sketch(k)
+        self._items: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def n(self) -> int:
@@ -46,9 +48,11 @@ class QuantileSketch:
     def update(self, values: np.ndarray) -> None:
         """Add a column of finite values (callers drop NaN first: missing is counted elsewhere)."""
         if values.size:
+            self._items = None
             self._sketch.update(np.ascontiguousarray(values, dtype=np.float64))
 
     def merge(self, other: QuantileSketch) -> None:
+        self._items = None
         self._sketch.merge(other._sketch)
 
     def quantiles(self, ranks: np.ndarray | list[float]) -> np.ndarray:
@@ -66,12 +70,30 @@ class QuantileSketch:
         This is the sketch's whole distribution: a step CDF ``cum[i] / n`` at
         ``values[i]``. Statistics that need a supremum or an integral over the CDF
         (KS, Cramér-von Mises) evaluate it here exactly instead of on a grid.
+        Computed once per state of the sketch (a reference profile's sketch serves
+        every window), from the serialised levels: an item of level h weighs 2**h.
         """
+        if self._items is None:
+            self._items = self._weighted_items()
+        return self._items
+
+    def _weighted_items(self) -> tuple[np.ndarray, np.ndarray]:
         if self._sketch.is_empty():
             return np.empty(0), np.empty(0)
-        # Only the items are taken from the iterator: with datasketches 5.2 it reports
-        # weight 1 for every item of a merged sketch. The cumulative weights come from
-        # the sketch's own CDF at those items, which is right in every case.
+        parsed = _levels_and_items(bytes(self._sketch.serialize()))
+        if parsed is not None:
+            levels, items = parsed
+            weights = np.repeat(np.left_shift(1, np.arange(levels.size - 1, dtype=np.int64)), np.diff(levels))
+            if int(weights.sum()) == self.n:
+                order = np.argsort(items, kind="stable")
+                items, weights = items[order], weights[order]
+                last = np.empty(items.size, dtype=bool)
+                last[-1] = True
+                np.not_equal(items[1:], items[:-1], out=last[:-1])
+                return items[last], np.cumsum(weights)[last].astype(np.float64)
+        # Single-item or unrecognised layout: only the items are taken from the iterator
+        # (with datasketches 5.2 it reports weight 1 for every item of a merged sketch);
+        # the cumulative weights come from the sketch's own CDF at those items.
         values = np.unique(np.fromiter((item for item, _ in self._sketch), np.float64))
         cdf = np.asarray(self._sketch.get_cdf(values.tolist(), True)[:-1], dtype=np.float64)
         return values, np.round(cdf * self.n)
@@ -103,6 +125,7 @@ class QuantileSketch:
     def deserialize(cls, data: bytes) -> QuantileSketch:
         obj = cls.__new__(cls)
         obj._sketch = kll_doubles_sketch.deserialize(data)
+        obj._items = None
         return obj
 
     to_bytes = serialize
@@ -114,3 +137,25 @@ class QuantileSketch:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QuantileSketch:
         return cls.deserialize(base64.b64decode(data["kll"]))
+
+
+_KLL_HEAD = struct.Struct("<BBBBHBBQHBB")  # preamble ints, serial version, family, flags, k, m, -, n, min k, levels, -
+_KLL_FULL = 5  # preamble ints of a sketch holding two or more items
+
+
+def _levels_and_items(data: bytes) -> tuple[np.ndarray, np.ndarray] | None:
+    """Level boundaries (offsets into the items) and the retained items of a serialised KLL, or None.
+
+    Layout (DataSketches KLL, serial version 2): the 20-byte preamble, ``num_levels``
+    uint32 level starts, min and max, then the items of level 0 upwards.
+    """
+    if len(data) < _KLL_HEAD.size or data[0] != _KLL_FULL:
+        return None
+    num_levels = _KLL_HEAD.unpack_from(data)[9]
+    starts = np.frombuffer(data, "<u4", num_levels, _KLL_HEAD.size).astype(np.int64)
+    offset = _KLL_HEAD.size + 4 * num_levels + 16
+    items = np.frombuffer(data, "<f8", offset=offset).astype(np.float64)
+    levels = np.append(starts - starts[0], items.size)
+    if np.any(np.diff(levels) < 0):
+        return None
+    return levels, items

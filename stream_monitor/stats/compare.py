@@ -86,8 +86,9 @@ def numeric_statistics(ref: NumericReference, cur: NumericSketch) -> tuple[Stati
 
 def compare_numeric(name: str, ref: NumericReference, cur: NumericSketch) -> FeatureResult:
     out, binning = numeric_statistics(ref, cur)
+    counts = tuple(float(c) for c in cur.bin_counts(ref.edges)[0]) if cur.n else None
     return FeatureResult(feature=name, kind="numeric", n=cur.n, n_reference=ref.n,
-                         stats=out.values, binning=binning)  # type: ignore[arg-type]
+                         stats=out.values, binning=binning, counts=counts)  # type: ignore[arg-type]
 
 
 def categorical_statistics(ref: CategoricalReference, cur: CategoryCounts) -> StatisticSet:
@@ -111,8 +112,9 @@ def categorical_statistics(ref: CategoricalReference, cur: CategoryCounts) -> St
 
 def compare_categorical(name: str, ref: CategoricalReference, cur: CategoryCounts) -> FeatureResult:
     out = categorical_statistics(ref, cur)
+    counts = tuple(float(c) for c in cur.vector(ref.categories)) if cur.n else None
     return FeatureResult(feature=name, kind="categorical", n=cur.n, n_reference=ref.n, stats=out.values,
-                         binning="exact")
+                         binning="exact", counts=counts)
 
 
 def embedding_statistics(ref: EmbeddingReference, cur: EmbeddingSketch) -> StatisticSet:
@@ -128,8 +130,9 @@ def embedding_statistics(ref: EmbeddingReference, cur: EmbeddingSketch) -> Stati
         out.add("missing_rate_change", lambda: _missing_rate(lost, n) - ref.missing_rate)
     if not n:
         return out
-    if cur.space is not ref.space() and cur.space.fingerprint() != ref.space().fingerprint():
-        raise ValueError("the window's embedding sketch was not built in the reference's space")
+    same_space = cur.space is ref.space() or cur.space.fingerprint() == ref.space().fingerprint()
+    if not same_space and cur.space.rff.spec() != ref.space().rff.spec():
+        raise ValueError("the window's embedding sketch was not built in the reference's feature map")
     mean = cur.mean
     out.add(("mmd2", "mmd"), lambda: _mmd(ref, cur))
     out.add("embedding_mean_shift", lambda: mean_shift(ref.mean, mean, ref.total_variance))
@@ -139,7 +142,10 @@ def embedding_statistics(ref: EmbeddingReference, cur: EmbeddingSketch) -> Stati
                                       "direction is noise")
     else:
         out.add("cosine_distance", lambda: cosine_distance(ref.mean, mean))
-    if ref.eigenvalues.size:
+    if not same_space:  # a window opened before the reference existed: same feature map, no PCA projections
+        for key in PCA_KEYS:
+            out.refuse(key, "the window began before the reference (and its components) existed")
+    elif ref.eigenvalues.size:
         sq_dist = cur.sum_sq_norm - 2.0 * float(ref.mean @ cur.sum) + n * float(ref.mean @ ref.mean)
         sums = ProjectionSums(n, cur.proj_sum, cur.proj_sq_sum, sq_dist)
         out.add(PCA_KEYS, lambda: _in_order(pca_drift(ref.pca(), sums), PCA_KEYS))

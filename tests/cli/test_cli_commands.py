@@ -118,3 +118,37 @@ def test_run_consumes_and_commits_then_stops_cleanly_on_sigterm(kafka_bootstrap,
     finally:
         c.close()
     assert tp.offset == n
+
+
+def test_reference_build_from_csv_and_diff_of_two_profiles(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import csv
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, shift in enumerate((0.0, 1.0)):
+        p = tmp_path / f"rows{i}.csv"
+        with p.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["income", "channel"])
+            for _ in range(5000):
+                w.writerow([rng.normal(50_000 + shift * 15_000, 15_000), rng.choice(["web", "mobile"])])
+        paths.append(p)
+    cfg = monitor_config()
+    cfg["models"][0]["features"] = [{"name": "income"}, {"name": "channel", "kind": "categorical"}]
+    cfg["models"][0]["monitor_prediction"] = False
+    cfg_path = tmp_path / "monitor.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    outs = []
+    for i, p in enumerate(paths):
+        out = tmp_path / f"ref{i}.json"
+        assert main(["reference", "build", "-c", str(cfg_path), "--input", str(p), "-o", str(out)]) == 0
+        profile = ReferenceProfile.load(out)
+        assert profile.row_count == 5000 and set(profile.features) == {"income", "channel"}
+        outs.append(out)
+    capsys.readouterr()
+    assert main(["reference", "diff", str(outs[0]), str(outs[1])]) == 0
+    diff = json.loads(capsys.readouterr().out)
+    text = json.dumps(diff)
+    assert "income" in text and "channel" in text
