@@ -129,7 +129,7 @@ def calibrated_config(n_features: int, window_events: int, reference: Any, draws
     cal = calibrate_model(model.model_copy(update={"rules": model.rules[:2]}), reference,
                           window_events=window_events, target_rate=0.01, draws=draws)
     slice_cal = calibrate_model(model.model_copy(update={"rules": model.rules[2:]}), reference,
-                                window_events=window_events // len(REGIONS), target_rate=0.01, draws=draws)
+                                window_events=window_events, target_rate=0.01, draws=draws)
     raw = base_config(n_features, window_events, [r.model_dump(mode="json") for r in cal.rules + slice_cal.rules])
     return config_from_dict(raw)
 

@@ -10,7 +10,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from bench import stream
-from bench.timing import measure, ratio
+from bench.timing import measure, measure_pair, ratio
 from stream_monitor.engine import Engine
 from stream_monitor.sinks.base import RawRecord
 from stream_monitor.sinks.metrics import MonitorMetrics
@@ -64,9 +64,9 @@ def run(n_events: int, n_batched: int, runs: int, window_seconds: float) -> dict
     batches = records(messages)
     gc.collect()
     res: dict[str, Any] = {"events": n_events, "bytes_per_event": sum(map(len, messages)) / len(messages),
-                           "features": len(stream.NUMERIC) + len(stream.CATEGORICAL)}
+                           "features": len(stream.NUMERIC) + len(stream.CATEGORICAL),
+                           "window_events": int(window_seconds * stream.RATE)}
     res["orjson_decode"] = measure(lambda: floor(messages), runs, n_events)
-    res["floor_decode_columns"] = measure(lambda: floor_columns(messages), runs, n_events)
 
     def engine_json() -> None:
         p = pipeline(window_seconds)
@@ -74,8 +74,12 @@ def run(n_events: int, n_batched: int, runs: int, window_seconds: float) -> dict
             p.handle(b)
         p.finish()
 
-    res["engine_json"] = measure(engine_json, runs, n_events)
-    res["engine_json_vs_floor"] = ratio(res["engine_json"], res["floor_decode_columns"])
+    # Floor and engine run alternately, so the ratio compares runs made under the same load.
+    res["engine_json"], res["floor_decode_columns"], pair = measure_pair(
+        engine_json, lambda: floor_columns(messages), runs, n_events)
+    res["engine_json_vs_floor"] = pair["median"]
+    res["engine_json_vs_floor_range"] = [pair["min"], pair["max"]]
+    res["engine_json_vs_floor_cpu"] = pair["cpu_median"]
     rows = 10_000
     for fmt in ("json", "arrow"):
         msgs = [stream.batch_message(stream.block(i, min(rows, n_batched - i), n_batched), fmt)

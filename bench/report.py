@@ -8,7 +8,12 @@ def _rate(r: dict[str, Any] | None) -> str:
     if not r or "events_per_s" not in r:
         return (r or {}).get("error", "n/a")
     spread = f" (min {r['min']:,.0f}, max {r['max']:,.0f}, spread {r['spread']:.0%})" if "min" in r else ""
-    return f"{r['events_per_s']:,.0f}/s{spread}"
+    cpu = f"; CPU time {r['cpu_events_per_s']:,.0f}/s" if "cpu_events_per_s" in r else ""
+    return f"{r['events_per_s']:,.0f}/s{spread}{cpu}"
+
+
+def _range(r: list[float] | None) -> str:
+    return f"{r[0]:.2f}-{r[1]:.2f}" if r else "n/a"
 
 
 def targets(res: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -47,14 +52,17 @@ def markdown(res: dict[str, Any]) -> str:
     ip = res.get("inprocess")
     if ip:
         lines += ["## 1-2. Decode floor and engine in-process", "",
-                  f"{ip['events']:,} events, {ip['features']} features, {ip['bytes_per_event']:.0f} bytes each.", "",
+                  f"{ip['events']:,} events, {ip['features']} features, {ip['bytes_per_event']:.0f} bytes each; "
+                  f"windows of {ip.get('window_events', 0):,} events (every window's statistics included).", "",
                   "| path | events/s (median, spread) |", "|---|---|",
                   f"| orjson.loads alone | {_rate(ip['orjson_decode'])} |",
                   f"| floor: orjson.loads + columns | {_rate(ip['floor_decode_columns'])} |",
                   f"| engine, per-event JSON (replay path) | {_rate(ip['engine_json'])} |",
                   f"| engine, batched JSON columns | {_rate(ip.get('engine_batched_json'))} |",
                   f"| engine, batched Arrow IPC | {_rate(ip.get('engine_batched_arrow'))} |", "",
-                  f"Engine per-event JSON / floor = **{ip['engine_json_vs_floor']:.2f}**; batched JSON / per-event "
+                  f"Engine per-event JSON / floor = **{ip['engine_json_vs_floor']:.2f}** (median of runs alternating "
+                  f"with the floor; range {_range(ip.get('engine_json_vs_floor_range'))}, CPU time "
+                  f"{ip.get('engine_json_vs_floor_cpu', float('nan')):.2f}); batched JSON / per-event "
                   f"= {ip.get('engine_batched_json_vs_engine_json', float('nan')):.1f}x; batched Arrow / per-event = "
                   f"{ip.get('engine_batched_arrow_vs_engine_json', float('nan')):.1f}x.", ""]
     br = res.get("broker")

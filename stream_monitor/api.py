@@ -37,6 +37,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from stream_monitor.config import MonitorConfig, config_from_dict, load_config
 from stream_monitor.contracts.alerts import AlertEvent
+from stream_monitor.contracts.decisions import DecisionEvent
 from stream_monitor.contracts.events import PredictionEvent
 from stream_monitor.engine import Engine
 from stream_monitor.engine_types import EngineOutput, WindowReport
@@ -70,6 +71,7 @@ class Results:
     rejections: list[Rejection]
     processed: int
     late: int
+    decisions: list[DecisionEvent]
 
 
 class _AlertList:
@@ -78,6 +80,17 @@ class _AlertList:
 
     def publish(self, alert: AlertEvent) -> None:
         self.items.append(alert)
+
+    def flush(self) -> int:
+        return 0
+
+
+class _DecisionList:
+    def __init__(self) -> None:
+        self.items: list[DecisionEvent] = []
+
+    def publish(self, decision: DecisionEvent) -> None:
+        self.items.append(decision)
 
     def flush(self) -> int:
         return 0
@@ -124,7 +137,8 @@ class Monitor:
         self.metrics.attach(self.engine)
         self._alerts = _AlertList()
         self._rejections = _Rejections()
-        self.pipeline = Pipeline(self.engine, self.metrics, self._alerts, self._rejections)
+        self._decisions = _DecisionList()
+        self.pipeline = Pipeline(self.engine, self.metrics, self._alerts, self._rejections, self._decisions)
         self._seen = 0
         self._closed = False
 
@@ -173,8 +187,8 @@ class Monitor:
         if self.strict and good:
             decoded = self.pipeline.records.decode([r.value for r in good])
             if decoded.rejected:
-                i, err = decoded.rejected[0]
-                raise EventRejected(err.reason, f"event {good[i].offset}: {err.detail}")
+                i, first = decoded.rejected[0]
+                raise EventRejected(first.reason, f"event {good[i].offset}: {first.detail}")
         self._seen += count
         self._rejections.items.extend(unwritable)
         before = len(self._alerts.items)
@@ -204,11 +218,12 @@ class Monitor:
         totals = self.pipeline.totals
         out = Results(windows=list(totals.reports), alerts=list(self._alerts.items),
                       rejections=list(self._rejections.items), processed=sum(totals.processed.values()),
-                      late=sum(totals.late.values()))
+                      late=sum(totals.late.values()), decisions=list(self._decisions.items))
         if clear:
             self.pipeline.totals = EngineOutput()
             self._alerts.items.clear()
             self._rejections.items.clear()
+            self._decisions.items.clear()
         return out
 
     def alerts(self) -> list[AlertEvent]:
@@ -216,6 +231,10 @@ class Monitor:
 
     def rejections(self) -> list[Rejection]:
         return list(self._rejections.items)
+
+    def decisions(self) -> list[DecisionEvent]:
+        """Retrain / promote / hold / rollback / blocked decisions (models with a `retraining` section)."""
+        return list(self._decisions.items)
 
     def metrics_text(self) -> str:
         """The Prometheus exposition the service would serve at /metrics for the same input."""
@@ -230,4 +249,5 @@ class Monitor:
         if mid not in self.engine.models:
             raise StreamMonitorError(f"model {mid!r} is not configured; configured: {', '.join(self.engine.models)}")
         totals = self.pipeline.totals
-        return render_report(collect(self.engine, mid, totals.reports, self._alerts.items, start, end))
+        return render_report(collect(self.engine, mid, totals.reports, self._alerts.items, start, end,
+                                     self._decisions.items))

@@ -15,15 +15,24 @@ from pathlib import Path
 from typing import Any
 
 from stream_monitor import __version__
+from stream_monitor.cli_support import (
+    EXIT_INTERRUPTED,
+    EXIT_UNEXPECTED,
+    EXIT_USAGE,
+    apply_examples,
+    error_line,
+    json_stderr,
+    progress_for,
+    setup_logging,
+)
 from stream_monitor.config import MonitorConfig, config_from_dict, load_config
 from stream_monitor.errors import EventRejected, StreamMonitorError
 
 log = logging.getLogger("stream_monitor")
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _setup_logging(level: str, fmt: str = "text") -> None:
+    setup_logging(level, fmt)
 
 
 def _install_stop_signals(stop: threading.Event) -> None:
@@ -153,6 +162,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     from stream_monitor.engine import Engine
     from stream_monitor.sinks.base import ConsoleAlertSink
+    from stream_monitor.sinks.decisions import ConsoleDecisionSink, JsonlDecisionSink
     from stream_monitor.sinks.files import CountingDeadLetterSink, JsonlAlertSink, JsonlDeadLetterSink
     from stream_monitor.sinks.metrics import MonitorMetrics
     from stream_monitor.sources.pipeline import Pipeline
@@ -165,15 +175,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
     metrics.attach(engine)
     alerts: Any = JsonlAlertSink(args.alerts_out) if args.alerts_out else ConsoleAlertSink()
     dead: Any = JsonlDeadLetterSink(args.dead_letter_out) if args.dead_letter_out else CountingDeadLetterSink()
-    pipeline = Pipeline(engine, metrics, alerts, dead)
-    totals = replay(pipeline, args.input, config.service.batch_size)
-    for sink in (alerts, dead):
+    decisions: Any = (JsonlDecisionSink(args.decisions_out, append=False) if args.decisions_out
+                      else ConsoleDecisionSink())
+    pipeline = Pipeline(engine, metrics, alerts, dead, decisions)
+    progress = progress_for(args, "replay")
+    totals = replay(pipeline, args.input, config.service.batch_size, progress=progress.add)
+    progress.done()
+    for sink in (alerts, dead, decisions):
         if hasattr(sink, "close"):
             sink.close()
     if args.metrics_out:
         Path(args.metrics_out).write_bytes(generate_latest(registry))
     print(f"replayed {args.input}: {sum(totals.processed.values())} events processed, {pipeline.rejected} rejected, "
-          f"{sum(totals.late.values())} late, {len(totals.reports)} windows closed, {len(totals.alerts)} alerts",
+          f"{sum(totals.late.values())} late, {len(totals.reports)} windows closed, {len(totals.alerts)} alerts, "
+          f"{len(totals.decisions)} decisions",
           file=sys.stderr)
     return 0
 
@@ -232,10 +247,13 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
     engine = Engine(config)
     decoder = EventDecoder(config, engine.feature_kinds())
     rejected = Counter[str]()
+    passes = iter(("pass 1/2: bin edges", "pass 2/2: bin counts"))
 
     def events() -> Any:  # called twice: edges first, then exact bin counts
         rejected.clear()
+        progress = progress_for(args, f"reference build ({next(passes, 'pass')})", "lines")
         for record in read_records(args.input):
+            progress.add()
             try:
                 ev: PredictionEvent = decoder.decode(record.value)
             except EventRejected as err:
@@ -243,6 +261,7 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
                 continue
             if ev.model_id == model:
                 yield ev
+        progress.done()
 
     profile = engine.build_reference(model, events, source=f"file:{Path(args.input).name}")
     profile.save(args.output)
@@ -254,7 +273,7 @@ def cmd_reference_build(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     import yaml
 
-    from stream_monitor.policy.calibration import calibrate_model
+    from stream_monitor.policy.calibration import calibrate_model, planned_draws
     from stream_monitor.reference import ReferenceProfile
 
     config = load_config(args.config)
@@ -268,8 +287,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     reference = ReferenceProfile.load(ref_path)
     print(f"calibrating {len(model.rules)} rule(s) of {model.model_id} against {reference.profile_id} "
           f"({args.draws} bootstrap windows per feature) ...", file=sys.stderr, flush=True)
+    progress = progress_for(args, "calibrate", "bootstrap windows",
+                            total=planned_draws(model, reference, args.draws))
     calibrated = calibrate_model(model, reference, window_events=args.window_events, target_rate=args.target_rate,
-                                 draws=args.draws, seed=args.seed, fdr=not args.no_fdr)
+                                 draws=args.draws, seed=args.seed, fdr=not args.no_fdr, progress=progress.add)
+    progress.done()
     raw = yaml.safe_load(Path(args.config).read_text())
     for m in raw["models"]:
         if m["model_id"] == model.model_id:
@@ -346,6 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stream-monitor", description="Streaming drift detection for production ML.")
     p.add_argument("--version", action="version", version=f"stream-monitor {__version__}")
     p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--log-format", default="text", choices=["text", "json"],
+                   help="json: one JSON object per log line (ts, level, logger, message), for log shippers")
+    p.add_argument("--progress-seconds", type=float, default=5.0, help="progress line interval (default 5)")
+    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="consume the configured topics, serve metrics, publish alerts")
@@ -368,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--alerts-out", help="write alerts as JSON lines (default: print one line each)")
     rp.add_argument("--metrics-out", help="write the final Prometheus exposition text")
     rp.add_argument("--dead-letter-out", help="write rejected lines' positions and reasons as JSON lines")
+    rp.add_argument("--decisions-out", help="write retraining decisions as JSON lines (default: print one line each)")
     rp.set_defaults(func=cmd_replay)
 
     sim = sub.add_parser("simulate", help="synthetic prediction traffic, to a topic or a file")
@@ -423,20 +450,45 @@ def build_parser() -> argparse.ArgumentParser:
     cc = sub.add_parser("check-config", help="validate a config file (and its reference profiles)")
     cc.add_argument("-c", "--config", required=True)
     cc.set_defaults(func=cmd_check_config)
+
+    from stream_monitor.report.command import add_parser as add_report_parser
+
+    add_report_parser(sub)
+    from stream_monitor.cli_decisions import add_parser as add_decisions_parser
+
+    add_decisions_parser(sub)
+    apply_examples(p)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.log_level if args.command != "run" or args.log_level != "WARNING" else "INFO")
+    _setup_logging(args.log_level if args.command != "run" or args.log_level != "WARNING" else "INFO",
+                   args.log_format)
+    with json_stderr(args.log_format == "json"):
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the command; turn every failure into one line on stderr and an exit code (README "Exit codes")."""
     try:
         return int(args.func(args))
-    except StreamMonitorError as exc:
-        print(f"stream-monitor: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:
-        print(f"stream-monitor: {exc}", file=sys.stderr)
-        return 2
+    except (StreamMonitorError, ValueError) as exc:
+        print(error_line(str(exc), args.log_format, EXIT_USAGE), file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # a file named on the command line or in the config cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(error_line(f"{where}{exc.strerror or exc}; check the path and its permissions", args.log_format,
+                         EXIT_USAGE), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(error_line("interrupted", args.log_format, EXIT_INTERRUPTED), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, exit 1, traceback on DEBUG
+        log.debug("unexpected error", exc_info=True)
+        print(error_line(f"unexpected error {type(exc).__name__}: {exc} (a bug: rerun with --log-level DEBUG "
+                         "for the traceback and report it)", args.log_format, EXIT_UNEXPECTED), file=sys.stderr)
+        return EXIT_UNEXPECTED
 
 
 if __name__ == "__main__":

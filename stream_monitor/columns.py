@@ -20,6 +20,7 @@ import numpy as np
 
 from stream_monitor.detectors import make_detector
 from stream_monitor.engine_types import EngineOutput
+from stream_monitor.sketches.numeric_block import update_block
 from stream_monitor.window_state import (
     PREDICTION_CLASS,
     PREDICTION_SCORE,
@@ -60,6 +61,11 @@ class ColumnBatch:
     llm: list[Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     embedding: dict[str, list[Any]] = field(default_factory=dict)  # name -> per-row list of floats or None
+    #: Per-row event ids, latency_ms and prediction.value (NaN = absent): what the label join, latency
+    #: quantiles and regression performance need (stream_monitor.performance). None when not decoded.
+    event_ids: list[str | None] | None = None
+    latency_ms: np.ndarray | None = None
+    values: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.ts_ms.size)
@@ -83,6 +89,9 @@ class ColumnBatch:
             slices=rows(self.slices) if self.slices is not None else None,
             llm=rows(self.llm) if self.llm is not None else None,
             embedding={k: rows(v) for k, v in self.embedding.items()},
+            event_ids=rows(self.event_ids) if self.event_ids is not None else None,
+            latency_ms=self.latency_ms[idx] if self.latency_ms is not None else None,
+            values=self.values[idx] if self.values is not None else None,
         )
 
     @staticmethod
@@ -107,7 +116,17 @@ class ColumnBatch:
             slices=rows(lambda p: p.slices), llm=rows(lambda p: p.llm),
             embedding={k: list(chain.from_iterable(p.embedding.get(k, [None] * len(p)) for p in parts))
                        for k in first.embedding},
+            event_ids=rows(lambda p: p.event_ids), latency_ms=_floats(parts, "latency_ms"),
+            values=_floats(parts, "values"),
         )
+
+
+def _floats(parts: Sequence[ColumnBatch], name: str) -> np.ndarray | None:
+    """An optional float column of ``parts`` concatenated, NaN where a part lacks it."""
+    got = [getattr(p, name) for p in parts]
+    if all(g is None for g in got):
+        return None
+    return np.concatenate([g if g is not None else np.full(len(p), np.nan) for g, p in zip(got, parts, strict=True)])
 
 
 def numeric_column(values: list[Any]) -> np.ndarray:
@@ -149,10 +168,20 @@ def columns_from_rows(
     scores: list[float | None], classes: list[str | None],
     slices: list[Mapping[str, str] | None] | None = None, llm: list[Any] | None = None,
     embedding_names: Sequence[str] = (),
+    event_ids: list[str | None] | None = None, latency: list[Any] | None = None, values: list[Any] | None = None,
+    numeric_matrix: np.ndarray | None = None,
 ) -> ColumnBatch:
-    """A batch from per-row features dicts and prediction fields (the decoded JSON of each event)."""
+    """A batch from per-row features dicts and prediction fields (the decoded JSON of each event).
+
+    ``numeric_matrix``: the numeric features (all but ``prediction.score``, in order) as a
+    (rows, features) float64 array the caller has already built and checked (the batch
+    decoder gets it from its kind check), so they are not extracted and checked twice.
+    """
     plain_num = [n for n in numeric_names if n != PREDICTION_SCORE]
-    numeric = _numeric_matrix(feats, plain_num)
+    if numeric_matrix is not None and numeric_matrix.shape == (len(feats), len(plain_num)):
+        numeric = dict(zip(plain_num, numeric_matrix.T.copy(), strict=True))
+    else:
+        numeric = _numeric_matrix(feats, plain_num)
     if PREDICTION_SCORE in numeric_names:
         numeric[PREDICTION_SCORE] = numeric_column(scores)
     numeric = {n: numeric[n] for n in numeric_names}
@@ -162,13 +191,21 @@ def columns_from_rows(
             categorical[name] = classes
         else:
             categorical[name] = category_column(list(map(methodcaller("get", name), feats)))
-    if slices is not None and all(s is None for s in slices):
+    if slices is not None and slices.count(None) == len(slices):
         slices = None
-    if llm is not None and all(x is None for x in llm):
+    if llm is not None and llm.count(None) == len(llm):
         llm = None
     embedding = {name: list(map(methodcaller("get", name), feats)) for name in embedding_names}
     return ColumnBatch(model_id=model_id, ts_ms=ts_ms, versions=versions, numeric=numeric,
-                       categorical=categorical, slices=slices, llm=llm, embedding=embedding)
+                       categorical=categorical, slices=slices, llm=llm, embedding=embedding, event_ids=event_ids,
+                       latency_ms=_optional_numbers(latency), values=_optional_numbers(values))
+
+
+def _optional_numbers(values: list[Any] | None) -> np.ndarray | None:
+    """A float column (NaN = None), or None when no row has a value."""
+    if values is None or all(v is None for v in values):
+        return None
+    return numeric_column(values)
 
 
 def columns_from_events(model_id: str, numeric_names: list[str], categorical_names: list[str],
@@ -181,19 +218,20 @@ def columns_from_events(model_id: str, numeric_names: list[str], categorical_nam
         versions=[e.model_version for e in events],
         scores=[e.prediction.score for e in events], classes=[e.prediction.class_ for e in events],
         slices=[e.slice for e in events], llm=[e.llm for e in events], embedding_names=embedding_names,
+        event_ids=[e.event_id for e in events], latency=[e.latency_ms for e in events],
+        values=[e.prediction.value for e in events],
     )
 
 
 def update_sketches(sketches: FeatureSketches, batch: ColumnBatch) -> dict[str, np.ndarray]:
     """``FeatureSketches.update`` from columns: one vector call per sketch; returns the numeric columns."""
     sketches.n_events += len(batch)
-    for name, sketch in sketches.numeric.items():
-        sketch.update(batch.numeric[name])
+    if sketches.numeric:  # all numeric features in one (features, rows) matrix: numeric_block.update_block
+        update_block(list(sketches.numeric.values()), np.stack([batch.numeric[name] for name in sketches.numeric]))
     for name, counts in sketches.categorical.items():
-        values = batch.categorical[name]
-        present: list[str] = [v for v in values if v is not None]
-        counts.missing += len(values) - len(present)
-        counts.update(present)
+        tally: Counter[Any] = Counter(batch.categorical[name])
+        counts.missing += tally.pop(None, 0)
+        counts.update_counts(tally)
     for name, emb in sketches.embedding.items():
         rows = batch.embedding.get(name)
         emb.update_rows([v if isinstance(v, list) else None for v in rows] if rows is not None else [None] * len(batch))
@@ -262,7 +300,10 @@ def _route(engine: Engine, mm: ModelMonitor, batch: ColumnBatch, out: EngineOutp
         pane = mm.panes.get((version, start))
         if pane is None:
             pane = mm.panes[(version, start)] = mm.new_pane(version, start)
-        update_pane(mm, pane, batch.take(idx))
+        part = batch.take(idx)
+        update_pane(mm, pane, part)
+        if mm.outcomes is not None:  # label join, latency / LLM and quality-contract accumulators
+            mm.outcomes.observe(version, start, part, mm.reference)
         out.processed[model_id] += int(idx.size)
 
 
@@ -277,6 +318,11 @@ def update_pane(mm: ModelMonitor, pane: Pane, batch: ColumnBatch) -> None:
         else:
             attr = name.split(".", 1)[1]
             values = [getattr(x, attr) for x in batch.llm if x is not None]
+        if values and values[0] is not None and values.count(values[0]) == len(values):
+            # One version in the whole batch (the usual case): no per-row hashing.
+            seen = pane.versions.setdefault(name, Counter())
+            seen[values[0]] += len(values)
+            continue
         present = [v for v in values if v is not None]
         if present:
             pane.versions.setdefault(name, Counter()).update(present)

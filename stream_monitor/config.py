@@ -14,6 +14,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from stream_monitor.config_outcomes import (
+    WINDOW_METRICS,
+    FreshnessConfig,
+    LLMConfig,
+    PerformanceConfig,
+    QualityConfig,
+)
 from stream_monitor.contracts.alerts import Action, Severity
 from stream_monitor.decisions.config import RetrainingConfig
 from stream_monitor.errors import ConfigError
@@ -266,9 +273,9 @@ class RuleConfig(_Section):
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, value: str) -> str:
-        if value not in RULE_METRICS and not value.startswith("detections."):
+        if value not in RULE_METRICS and value not in WINDOW_METRICS and not value.startswith("detections."):
             raise ValueError(f"unknown metric {value!r}; allowed: {', '.join(RULE_METRICS)}, "
-                             "or detections.<detector id>")
+                             f"window metrics {', '.join(WINDOW_METRICS)}, or detections.<detector id>")
         return value
 
 
@@ -300,6 +307,11 @@ class ModelConfig(_Section):
                                   "every N windows (0: only when it opens, escalates or resolves).")
     retraining: RetrainingConfig | None = Field(default=None, description="Retrain / promote / hold / rollback "
                                                 "decisions (docs/retraining.md); None: no decisions.")
+    performance: PerformanceConfig | None = Field(default=None, description="Join labels (topics.labels) and "
+                                                  "compute performance per window; None: off.")
+    quality: QualityConfig = Field(default_factory=QualityConfig, description="Data-quality contracts per feature.")
+    freshness: FreshnessConfig = Field(default_factory=FreshnessConfig, description="Silence limits per stream.")
+    llm: LLMConfig = Field(default_factory=LLMConfig, description="How the events' llm block is read.")
 
     def all_rules(self) -> list[RuleConfig]:
         """Declared rules plus one implied rule per detector (fires on any detection in the window)."""

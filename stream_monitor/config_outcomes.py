@@ -106,7 +106,8 @@ class QualityConfig(_Section):
     infer_from_reference: bool = Field(default=False, description="Contract every feature from the reference: "
                                        "numeric range widened by range_margin, the reference's categories "
                                        "(when it saw no more than it tracks), its missing rate plus missing_slack.")
-    range_margin: float = Field(default=0.1, ge=0, description="Inferred range: [min - m*(max-min), max + m*(max-min)].")
+    range_margin: float = Field(default=0.1, ge=0, description="Inferred range: [min - m*(max-min), "
+                                "max + m*(max-min)].")
     missing_slack: float = Field(default=0.05, ge=0, le=1)
 
 
@@ -125,6 +126,7 @@ class LLMConfig(_Section):
     refusal_actions: list[str] = Field(default_factory=lambda: ["block", "refuse", "refusal"],
                                        description="guardrail_action values that count as a refusal.")
     max_versions: int = Field(default=8, ge=1, le=100, description="Prompt/index version pairs tracked per window.")
-    max_actions: int = Field(default=20, ge=1, le=1000, description="Guardrail actions tracked; the rest fold into OTHER.")
+    max_actions: int = Field(default=20, ge=1, le=1000, description="Guardrail actions tracked; the rest fold "
+                             "into OTHER.")
     baseline_windows: int = Field(default=1, ge=1, description="The first N windows with LLM traffic are the baseline "
                                   "for tokens_in_ks, tokens_out_ks and guardrail_psi.")

@@ -22,10 +22,14 @@ import numpy as np
 from stream_monitor.columns import ColumnBatch, columns_from_events, process_columns, update_pane
 from stream_monitor.config import ModelConfig, MonitorConfig
 from stream_monitor.contracts.alerts import AlertEvent
-from stream_monitor.contracts.events import PredictionEvent
+from stream_monitor.contracts.events import LabelEvent, PredictionEvent
+from stream_monitor.decisions.engine import DecisionEngine
 from stream_monitor.detectors import RiverDetector, make_detector
 from stream_monitor.engine_types import EngineOutput, FeatureResult, WindowReport
 from stream_monitor.errors import ConfigError, ProfileError
+from stream_monitor.performance import hooks as outcome_hooks
+from stream_monitor.performance.freshness import FreshnessTracker
+from stream_monitor.performance.tracker import ModelOutcomes
 from stream_monitor.policy.engine import PolicyEngine
 from stream_monitor.reference import (
     CategoricalReference,
@@ -77,6 +81,8 @@ class ModelMonitor:
     slice_values: dict[str, list[str]] = field(default_factory=dict)
     detectors: dict[tuple[str, str], RiverDetector] = field(default_factory=dict)
     last_versions: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    #: Label join, performance, operations, quality and LLM state (stream_monitor.performance).
+    outcomes: ModelOutcomes | None = None
 
     @property
     def size_ms(self) -> int:
@@ -163,6 +169,8 @@ class Engine:
         self.history: dict[tuple[str, str], deque[WindowReport]] = {}
         self.alert_history: dict[str, deque[AlertEvent]] = {}
         self.policy = PolicyEngine()
+        #: Retrain / promote / hold / rollback decisions (models with a `retraining` section).
+        self.decisions = DecisionEngine(config)
         references = dict(references or {})
         for m in config.models:
             ref = references.get(m.model_id)
@@ -191,6 +199,8 @@ class Engine:
                     m.reference.embedding_frequencies, m.reference.embedding_seed, m.reference.embedding_bandwidth))
                     for n in embedding},
             )
+        #: Performance, quality and freshness trackers (docs/performance-monitoring.md).
+        self.freshness: FreshnessTracker = outcome_hooks.attach(self)
 
     def feature_kinds(self) -> dict[str, dict[str, str]]:
         """model_id -> feature name -> kind, for the decoder's type checks."""
@@ -224,7 +234,23 @@ class Engine:
         in the same order (``tests/perf/test_columns_equivalence.py``), with numpy routing
         and one vector call per sketch instead of per-event Python.
         """
-        return process_columns(self, batches)
+        outcome_hooks.seen(self, batches)
+        if self.decisions.paired_models:
+            self.decisions.observe_columns(batches)  # champion/challenger: answers of each request, by event_id
+        return outcome_hooks.collected(self, process_columns(self, batches))
+
+    def process_labels(self, labels: Sequence[LabelEvent]) -> EngineOutput:
+        """Join delayed labels to their predictions; closed windows whose performance changed are in ``updates``."""
+        out = outcome_hooks.process_labels(self, labels)
+        self.decisions.observe_labels(labels, out.updates, self.clock())  # pairs; fresher gate figures
+        return out
+
+    def tick(self, now: datetime | None = None) -> EngineOutput:
+        """Processing-time check (the source calls it every poll): freshness alerts for silent streams, and
+        scheduled retraining decisions (stream_monitor.decisions; ``now`` is injected in tests)."""
+        out = outcome_hooks.tick(self, now)
+        out.decisions.extend(self.decisions.tick(now if now is not None else self.clock()))
+        return out
 
     # -- close and evaluate ---------------------------------------------------------------
 
@@ -233,6 +259,7 @@ class Engine:
         out = EngineOutput()
         for mm in self.models.values():
             out.extend(self._close(mm, final=True))
+        out.extend(outcome_hooks.finish(self))
         return out
 
     def _close(self, mm: ModelMonitor, *, final: bool) -> EngineOutput:
@@ -258,8 +285,14 @@ class Engine:
             out.reports.append(report)
             self._keep_latest(report)
             alerts = self.policy.evaluate(mm.config, report, self.clock(), mm.reference)
+            alerts += outcome_hooks.on_close(self, mm, report, s)
             self._remember(report, alerts)
             out.alerts.extend(alerts)
+        if out.reports and self.decisions.enabled_for(mm.config.model_id):
+            closed = [(r, [a for a in out.alerts
+                           if a.model_version == r.model_version and a.window_end == r.window_end])
+                      for r in out.reports]
+            out.decisions.extend(self.decisions.evaluate_closed(mm.config, closed, self.clock()))
         horizon = None if final else wm
         for key in [k for k in mm.panes if horizon is None or k[1] + size <= horizon]:
             del mm.panes[key]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from confluent_kafka import Producer
@@ -28,6 +29,7 @@ from stream_monitor.reference import ReferenceProfile
 from stream_monitor.report.server import start_server
 from stream_monitor.report.status import status_page
 from stream_monitor.sinks.base import AlertSink, FanoutAlertSink
+from stream_monitor.sinks.decisions import DecisionSink, FanoutDecisionSink, JsonlDecisionSink, KafkaDecisionSink
 from stream_monitor.sinks.kafka import KafkaAlertSink, KafkaDeadLetterSink, KafkaWindowSink
 from stream_monitor.sinks.metrics import MonitorMetrics
 from stream_monitor.sources.kafka import KafkaSource
@@ -126,16 +128,23 @@ class MonitorService:
         registry: CollectorRegistry | None = None,
         extra_alert_sinks: Sequence[AlertSink] = (),
         references: dict[str, ReferenceProfile] | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.config = config
         self.registry = registry if registry is not None else CappedRegistry()
         self.metrics = MonitorMetrics(self.registry)
-        self.engine = Engine(config, references)
+        self.engine = Engine(config, references) if clock is None else Engine(config, references, clock=clock)
         self.metrics.attach(self.engine)
         self.producer = Producer(producer_config(config))
         alerts = FanoutAlertSink(KafkaAlertSink(self.producer, config.topics.alerts), *extra_alert_sinks)
         dead_letters = KafkaDeadLetterSink(self.producer, config.topics.dead_letter)
-        self.pipeline = Pipeline(self.engine, self.metrics, alerts, dead_letters)
+        decisions: list[DecisionSink] = [KafkaDecisionSink(self.producer, config.topics.decisions)]
+        if config.service.audit_log is not None:
+            self.audit_log: JsonlDecisionSink | None = JsonlDecisionSink(config.service.audit_log)
+            decisions.append(self.audit_log)
+        else:
+            self.audit_log = None
+        self.pipeline = Pipeline(self.engine, self.metrics, alerts, dead_letters, FanoutDecisionSink(*decisions))
         self.store = checkpoint_store(config, self.producer)
         self.checkpointer = Checkpointer(self.engine, self.store, group_id=config.kafka.group_id,
                                          writer=instance_id(config), lock=self.metrics.lock, registry=self.registry)
@@ -182,6 +191,8 @@ class MonitorService:
             self.source.run(stop)
         finally:
             self.pipeline.flush()
+            if self.audit_log is not None:
+                self.audit_log.close()
             if self.store is not None:
                 self.store.close()
             if self._http is not None:

@@ -45,7 +45,7 @@ STATE_FORMAT = "stream-monitor/model-state"
 STATE_FORMAT_VERSION = 1
 
 #: ModelMonitor fields rebuilt from the configuration on every start, never stored.
-CONFIG_FIELDS = frozenset({"config", "numeric_features", "categorical_features"})
+CONFIG_FIELDS = frozenset({"config", "numeric_features", "categorical_features", "embedding_features"})
 
 
 class StateError(StreamMonitorError):
@@ -101,8 +101,24 @@ def _panes_out(panes: dict[tuple[str, int], Pane]) -> list[Any]:
     return [[v, s, p.to_dict()] for (v, s), p in sorted(panes.items())]
 
 
-def _panes_in(data: list[Any]) -> dict[tuple[str, int], Pane]:
-    return {(str(v), int(s)): Pane.from_dict(p) for v, s, p in data}
+def _panes_in(mm: ModelMonitor, data: list[Any]) -> dict[tuple[str, int], Pane]:
+    spaces = mm.embedding_spaces()  # embedding sketches share their feature map: restored before the panes
+    return {(str(v), int(s)): Pane.from_dict(p, spaces) for v, s, p in data}
+
+
+def _spaces_out(mm: ModelMonitor) -> dict[str, Any]:
+    """The model's embedding feature maps: the first batch fits them (dimension, bandwidth), so they are state."""
+    return {name: {"rff": space.rff.spec(),
+                   "components": None if space.components is None else space.components.tolist(),
+                   "center": None if space.center is None else space.center.tolist()}
+            for name, space in sorted(mm.spaces.items())}
+
+
+def _spaces_in(mm: ModelMonitor, data: dict[str, Any]) -> None:
+    from stream_monitor.sketches.embedding import EmbeddingSpace, RandomFourierFeatures
+
+    mm.spaces = {name: EmbeddingSpace(RandomFourierFeatures.from_spec(d["rff"]), d["components"], d["center"])
+                 for name, d in data.items()}
 
 
 def _reference_out(mm: ModelMonitor) -> Any:
@@ -131,14 +147,15 @@ def _reference_in(mm: ModelMonitor, data: Any) -> None:
 
 #: ModelMonitor field -> (encode(mm) -> JSON-able, decode(mm, data) sets the field).
 MODEL_FIELDS: dict[str, tuple[Callable[[ModelMonitor], Any], Callable[[ModelMonitor, Any], None]]] = {
-    "reference": (_reference_out, _reference_in),
+    "reference": (_reference_out, _reference_in),  # reference and spaces first: panes are rebuilt in their maps
+    "spaces": (_spaces_out, _spaces_in),
     "watermark": (lambda mm: {"max_event_ms": mm.watermark.max_event_ms},
                   lambda mm, d: setattr(mm.watermark, "max_event_ms", d["max_event_ms"])),
-    "panes": (lambda mm: _panes_out(mm.panes), lambda mm, d: setattr(mm, "panes", _panes_in(d))),
+    "panes": (lambda mm: _panes_out(mm.panes), lambda mm, d: setattr(mm, "panes", _panes_in(mm, d))),
     "next_close": (lambda mm: dict(mm.next_close),
                    lambda mm, d: setattr(mm, "next_close", {str(k): int(v) for k, v in d.items()})),
     "reference_panes": (lambda mm: _panes_out(mm.reference_panes),
-                        lambda mm, d: setattr(mm, "reference_panes", _panes_in(d))),
+                        lambda mm, d: setattr(mm, "reference_panes", _panes_in(mm, d))),
     "reference_windows": (lambda mm: mm.reference_windows, lambda mm, d: setattr(mm, "reference_windows", int(d))),
     "slice_values": (lambda mm: {k: list(v) for k, v in mm.slice_values.items()},
                      lambda mm, d: setattr(mm, "slice_values", {k: list(v) for k, v in d.items()})),
@@ -147,7 +164,19 @@ MODEL_FIELDS: dict[str, tuple[Callable[[ModelMonitor], Any], Callable[[ModelMoni
     "last_versions": (lambda mm: mm.last_versions,
                       lambda mm, d: setattr(mm, "last_versions", {v: {k: list(x) for k, x in f.items()}
                                                                   for v, f in d.items()})),
+    # Label join buffer, performance / operations / quality accumulators, retained windows, their policy.
+    "outcomes": (lambda mm: mm.outcomes.to_dict() if mm.outcomes is not None else None,
+                 lambda mm, d: _outcomes_in(mm, d)),
 }
+
+
+def _outcomes_in(mm: ModelMonitor, data: Any) -> None:
+    if mm.outcomes is None:
+        return
+    fresh = mm.outcomes.empty()
+    if data:
+        fresh.restore(data)
+    mm.outcomes = fresh
 
 
 def uncovered_fields() -> set[str]:
@@ -186,17 +215,26 @@ def snapshot_model(engine: Engine, model_id: str) -> dict[str, Any]:
     fields = {name: encode(mm) for name, (encode, _) in MODEL_FIELDS.items()}
     series = {version: _series_out(s) for (mid, version), s in sorted(engine.policy.series.items())
               if mid == model_id}
-    return {"fingerprint": state_fingerprint(mm), "fields": fields, "policy": series}
+    return {"fingerprint": state_fingerprint(mm), "fields": fields, "policy": series,
+            "decisions": engine.decisions.snapshot(model_id)}
 
 
-def reset_model(engine: Engine, model_id: str, initial_reference: ReferenceProfile | None) -> None:
-    """Back to the state of a fresh engine: what an instance holds for a model it does not own."""
+def reset_model(engine: Engine, model_id: str, initial_reference: ReferenceProfile | None,
+                pristine: dict[str, Any] | None = None) -> None:
+    """Back to the state of a fresh engine: what an instance holds for a model it does not own.
+
+    `pristine` is :func:`snapshot_model` of the fresh engine; it brings back the unfitted embedding maps.
+    """
     mm = engine.models[model_id]
     mm.reference = initial_reference
+    if pristine is not None:
+        _spaces_in(mm, pristine["fields"]["spaces"])
     mm.watermark.max_event_ms = None
     mm.panes, mm.next_close, mm.reference_panes = {}, {}, {}
     mm.reference_windows = 0
     mm.slice_values, mm.detectors, mm.last_versions = {}, {}, {}
+    if mm.outcomes is not None:
+        mm.outcomes = mm.outcomes.empty()
     for key in [k for k in engine.policy.series if k[0] == model_id]:
         del engine.policy.series[key]
     for key in [k for k in engine.latest if k[0] == model_id]:
@@ -204,6 +242,7 @@ def reset_model(engine: Engine, model_id: str, initial_reference: ReferenceProfi
     for key in [k for k in engine.history if k[0] == model_id]:
         del engine.history[key]
     engine.alert_history.pop(model_id, None)
+    engine.decisions.reset(model_id)
 
 
 def restore_model(engine: Engine, model_id: str, data: dict[str, Any]) -> bool:
@@ -220,6 +259,7 @@ def restore_model(engine: Engine, model_id: str, data: dict[str, Any]) -> bool:
         del engine.policy.series[key]
     for version, series in data["policy"].items():
         engine.policy.series[(model_id, version)] = _series_in(series)
+    engine.decisions.restore(model_id, data.get("decisions"))  # schedules, triggers, probation, pairs
     return True
 
 

@@ -65,6 +65,7 @@ class Checkpointer:
         self.owner: dict[str, TP] = {}
         self.dirty: set[TP] = set()
         self._initial = {mid: mm.reference for mid, mm in engine.models.items()}
+        self._pristine = {mid: state.snapshot_model(engine, mid) for mid in engine.models}  # fresh, to reset to
         self._warned_conflict: set[tuple[str, TP]] = set()
         missing = state.uncovered_fields()
         if missing and store is not None:
@@ -179,7 +180,7 @@ class Checkpointer:
             for mid, tp in list(self.owner.items()):
                 if tp in gone:
                     if self.store is not None:  # without a store, keeping the state is the lesser loss
-                        state.reset_model(self.engine, mid, self._initial.get(mid))
+                        state.reset_model(self.engine, mid, self._initial.get(mid), self._pristine[mid])
                     del self.owner[mid]
         self.dirty -= gone
         self.metrics.owned_models.set(len(self.owner))

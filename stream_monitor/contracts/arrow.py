@@ -125,8 +125,10 @@ def arrow_batch(raw: bytes, decoder: RecordDecoder) -> ColumnBatch:
     if "prediction.score" in names:
         score = _numbers(pa, table.column("prediction.score"), "prediction.score")
         present |= ~np.isnan(score)
+    values = None
     if "prediction.value" in names:
-        present |= ~np.isnan(_numbers(pa, table.column("prediction.value"), "prediction.value"))
+        values = _numbers(pa, table.column("prediction.value"), "prediction.value")
+        present |= ~np.isnan(values)
     if "prediction.class" in names:
         col = table.column("prediction.class")
         classes = _strings(pa, col, "prediction.class", 256)
@@ -134,6 +136,7 @@ def arrow_batch(raw: bytes, decoder: RecordDecoder) -> ColumnBatch:
     if not present.all():
         row = int(np.flatnonzero(~present)[0])
         raise EventRejected("schema", f"row {row}: prediction needs at least one of 'score', 'class' or 'value'")
+    lat = None
     if "latency_ms" in names:
         lat = _numbers(pa, table.column("latency_ms"), "latency_ms")
         if bool(np.nanmin(lat, initial=0.0) < 0):
@@ -153,4 +156,6 @@ def arrow_batch(raw: bytes, decoder: RecordDecoder) -> ColumnBatch:
             numbers[name] = _numbers(pa, col, col_name)
         else:
             strings[name] = _strings(pa, col, col_name)
-    return _assemble(decoder, model_id, version, ts_ms, numbers, strings, score, classes)
+    out = _assemble(decoder, model_id, version, ts_ms, numbers, strings, score, classes)
+    out.event_ids, out.latency_ms, out.values = ids.to_pylist(), lat, values  # label join, latency, regression
+    return out

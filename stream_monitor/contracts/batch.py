@@ -168,13 +168,17 @@ def _fast(b: dict[str, Any], decoder: RecordDecoder) -> ColumnBatch | None:
     if not present.all():
         return None
     latency = b.get("latency_ms")
+    lat = None
     if latency is not None:
         lat = _number_column(latency, n, np.zeros(n, dtype=bool))
         if lat is False or (lat is not None and bool(np.nanmin(lat, initial=0.0) < 0)):
             return None
-    return _assemble(decoder, model_id, version, ts_ms, numbers, strings,
-                     score if score is not None else np.full(n, np.nan),
-                     classes if classes is not None else [None] * n)
+    out = _assemble(decoder, model_id, version, ts_ms, numbers, strings,
+                    score if score is not None else np.full(n, np.nan),
+                    classes if classes is not None else [None] * n)
+    out.event_ids, out.values = ids, value  # label join, regression performance
+    out.latency_ms = lat if isinstance(lat, np.ndarray) else None
+    return out
 
 
 def _number_column(col: Any, n: int, present: np.ndarray) -> np.ndarray | None | Literal[False]:
@@ -246,7 +250,10 @@ def _from_model(model: PredictionBatch, decoder: RecordDecoder) -> ColumnBatch:
         tags = model.slice
         slices = [{k: v[i] for k, v in tags.items() if v[i] is not None} or None for i in range(n)]  # type: ignore[misc]
     return ColumnBatch(model_id=model.model_id, ts_ms=np.array(model.timestamp_ms, dtype=np.int64),
-                       versions=[model.model_version] * n, numeric=numeric, categorical=categorical, slices=slices)
+                       versions=[model.model_version] * n, numeric=numeric, categorical=categorical, slices=slices,
+                       event_ids=list(model.event_id),
+                       latency_ms=numeric_column(model.latency_ms) if model.latency_ms is not None else None,
+                       values=numeric_column(p.value) if p.value is not None else None)
 
 
 def encode_arrow(batch: dict[str, Any]) -> bytes:

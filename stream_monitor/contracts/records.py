@@ -39,6 +39,7 @@ from stream_monitor.contracts.fastdecode import (
     _llm,
 )
 from stream_monitor.errors import EventRejected
+from stream_monitor.window_state import PREDICTION_SCORE
 
 if TYPE_CHECKING:
     from stream_monitor.engine import Engine
@@ -65,6 +66,8 @@ class _Rows:
     def __init__(self, objs: list[dict[str, Any]], pos: list[int], doubt: list[int]) -> None:
         self.cols: dict[str, list[Any]] = {"obj": objs, "pos": pos}
         self.doubt = doubt
+        #: True when every kept row's features are plain values (no lists, no ints): set by the feature check.
+        self.plain = False
 
     def keep(self, mask: list[bool]) -> None:
         if all(mask):
@@ -165,9 +168,18 @@ class RecordDecoder:
     def _parse(self, values: Sequence[bytes | None], doubt: list[int], out: DecodedRecords
                ) -> tuple[list[dict[str, Any]], list[int]]:
         limit = self.fast.max_bytes
+        loads = orjson.loads
+        if values and None not in values and max(map(len, values)) <= limit:  # type: ignore[arg-type]
+            # The common batch: every record is one JSON event object (2+ keys). Anything
+            # else (a batch message, Arrow, bad JSON, a non-object) takes the loop below.
+            try:
+                parsed = list(map(loads, values))  # type: ignore[arg-type]
+            except orjson.JSONDecodeError:
+                parsed = None
+            if parsed is not None and {*map(type, parsed)} == {dict} and min(map(len, parsed)) > 1:
+                return parsed, list(range(len(values)))
         objs: list[dict[str, Any]] = []
         pos: list[int] = []
-        loads = orjson.loads
         for i, raw in enumerate(values):
             if raw is None or len(raw) > limit:
                 doubt.append(i)
@@ -258,9 +270,14 @@ class RecordDecoder:
         except ValueError:
             rows.keep([_iso_ok(x) for x in rows.cols["ts"]])
             rows.cols["when"] = list(map(datetime.fromisoformat, rows.cols["ts"]))
-        rows.check("feats", lambda v: {*map(type, v)} == {dict} and _feature_values_plain(v),
-                   lambda d: type(d) is dict and _features(d) is not None)
-        if rows.cols["feats"] and not _feature_values_plain(rows.cols["feats"]):
+        rows.plain = True
+
+        def all_plain(v: list[Any]) -> bool:
+            rows.plain = {*map(type, v)} == {dict} and _feature_values_plain(v)
+            return rows.plain
+
+        rows.check("feats", all_plain, lambda d: type(d) is dict and _features(d) is not None)
+        if rows.cols["feats"] and not rows.plain:
             rows.cols["feats"] = [_features(d) for d in rows.cols["feats"]]
         rows.check("pred", _predictions_ok, lambda p: _predictions_ok([p]))
         if "latency_ms" in keys:
@@ -293,7 +310,7 @@ class RecordDecoder:
             for model_id in models:
                 idx = list(range(len(cols["model"]))) if len(models) == 1 else \
                     [j for j, m in enumerate(cols["model"]) if m == model_id]
-                segments.extend(self._model_columns(model_id, idx, cols, out))
+                segments.extend(self._model_columns(model_id, idx, cols, out, plain=rows.plain))
         for model_id, events in accepted.items():
             numeric, categorical = self.features[model_id]
             batch = columns_from_events(model_id, numeric, categorical, [ev for _, ev in events],
@@ -301,8 +318,8 @@ class RecordDecoder:
             segments.append((np.array([i for i, _ in events]), batch))
         return segments
 
-    def _model_columns(self, model_id: str, idx: list[int], cols: dict[str, list[Any]], out: DecodedRecords
-                       ) -> list[tuple[np.ndarray, ColumnBatch]]:
+    def _model_columns(self, model_id: str, idx: list[int], cols: dict[str, list[Any]], out: DecodedRecords,
+                       plain: bool = False) -> list[tuple[np.ndarray, ColumnBatch]]:
         every = len(idx) == len(cols["pos"])
 
         def pick(name: str) -> list[Any]:
@@ -315,7 +332,10 @@ class RecordDecoder:
             out.rejected.extend((i, err) for i in pos)
             return []
         feats = pick("feats")
-        if not _kinds_ok(feats, kinds):
+        numeric, categorical = self.features[model_id]
+        plain_numeric = [n for n in numeric if n != PREDICTION_SCORE]
+        rows = _numeric_rows(feats, plain_numeric, kinds) if plain else None
+        if rows is None and not _kinds_ok(feats, kinds):
             keep = []
             for i, d in zip(pos, feats, strict=True):
                 try:
@@ -326,6 +346,7 @@ class RecordDecoder:
                     keep.append(False)
             idx = list(compress(idx, keep))
             every = False
+            rows = None
             pos, feats = pick("pos"), pick("feats")
             if not idx:
                 return []
@@ -333,12 +354,12 @@ class RecordDecoder:
         ts_ms = (np.fromiter(map(datetime.timestamp, whens), np.float64, len(whens)) * 1000).astype(np.int64)
         preds = pick("pred")
         objs = pick("obj")
-        numeric, categorical = self.features[model_id]
         batch = columns_from_rows(
             model_id, numeric, categorical, feats=feats, ts_ms=ts_ms, versions=pick("version"),
             scores=list(map(_SCORE, preds)), classes=list(map(_CLASS, preds)),
             slices=list(map(_SLICE, objs)), llm=pick("llm") if "llm" in cols else None,
-            embedding_names=self.embedding_features.get(model_id, ()),
+            embedding_names=self.embedding_features.get(model_id, ()), numeric_matrix=rows,
+            event_ids=pick("id"), latency=list(map(_LATENCY, objs)), values=list(map(_VALUE, preds)),
         )
         return [(np.asarray(pos), batch)]
 
@@ -347,6 +368,7 @@ _REQUIRED_NAMES = ("event_id", "model_id", "model_version", "timestamp", "featur
 _SCORE = methodcaller("get", "score")
 _CLASS = methodcaller("get", "class")
 _SLICE = methodcaller("get", "slice")
+_LATENCY = methodcaller("get", "latency_ms")
 _KIND_NUMERIC_OK = frozenset({float, int, bool, type(None)})
 
 
@@ -391,6 +413,28 @@ def _slices_ok(tags: list[Any]) -> bool:
     values = list(chain.from_iterable(map(dict.values, present)))
     return (min(map(len, keys)) >= 1 and max(map(len, keys)) <= 128 and {*map(type, values)} == {str}
             and max(map(len, values)) <= 256)
+
+
+def _numeric_rows(feats: list[dict[str, Any]], names: list[str], kinds: dict[str, str]) -> np.ndarray | None:
+    """For plain rows (no lists, no ints): the (rows, features) float64 matrix of the numeric features, kinds checked.
+
+    One ``itemgetter`` pass and one numpy conversion give both the kind check and the
+    matrix the columns are built from (``columns_from_rows(numeric_matrix=...)``):
+    numpy infers float64 from plain rows only when every value is a float or a bool
+    (a string gives a unicode array, a None an object array). Plain rows hold no
+    lists, so categorical kinds hold too. None (then :func:`_kinds_ok` decides, as
+    before) when a row lacks a numeric feature, a value is None or of the wrong kind,
+    or the model has embedding features.
+    """
+    declared = {n for n, k in kinds.items() if k == "numeric"}
+    if len(names) < 2 or declared != set(names) or len(declared) + sum(k == "categorical" for k in kinds.values()) \
+            != len(kinds):
+        return None
+    try:
+        matrix = np.array(list(map(itemgetter(*names), feats)))
+    except (KeyError, ValueError):
+        return None
+    return matrix if matrix.dtype == np.float64 and matrix.ndim == 2 else None
 
 
 def _kinds_ok(feats: list[dict[str, Any]], kinds: dict[str, str]) -> bool:

@@ -8,12 +8,14 @@ from pydantic import BaseModel
 
 from stream_monitor.contracts.alerts import AlertEvent
 from stream_monitor.contracts.batch import PredictionBatchMessage
+from stream_monitor.contracts.decisions import DecisionEvent
 from stream_monitor.contracts.events import LabelEvent, PredictionEvent
 
 SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "prediction_event": PredictionEvent,
     "label_event": LabelEvent,
     "alert_event": AlertEvent,
+    "decision_event": DecisionEvent,
     "prediction_batch": PredictionBatchMessage,
 }
 

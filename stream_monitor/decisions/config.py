@@ -176,6 +176,9 @@ class RetrainingConfig(_Section):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"trigger ids must be unique; repeated: {', '.join(dupes)}")
+        reserved = sorted(set(ids) & {"schedule", "champion_challenger", "probation"})
+        if reserved:
+            raise ValueError(f"trigger ids {', '.join(reserved)} are reserved for the other policies; rename them")
         for t in self.triggers:
             if t.top_k is not None and not self.feature_importance:
                 raise ValueError(f"trigger {t.id!r} uses top_k: set retraining.feature_importance "

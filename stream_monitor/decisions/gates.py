@@ -4,8 +4,9 @@ A retrain decision names a data window (``[end - data_window_seconds, end)``, ``
 the newest closed window of the serving version). Over the closed windows inside it:
 
 * ``label_coverage``: labelled events / events must reach ``gates.min_label_coverage``;
-* ``label_freshness``: the newest label, aged to the decision time, must be at most
-  ``gates.max_label_age_seconds`` old;
+* ``label_freshness``: the newest label, aged to the service clock now, must be at most
+  ``gates.max_label_age_seconds`` old (label age is processing time, as the label join
+  measures it; everything else is event time);
 * ``quality``: quality-contract violations per event must stay at most
   ``gates.max_violation_rate``;
 * ``data``: the window must hold at least ``gates.min_events`` events.
@@ -49,9 +50,11 @@ class WindowSummary:
     quality: dict[str, float] = field(default_factory=dict)
     drift: dict[str, float] = field(default_factory=dict)  # "<feature>.<statistic>" for probation features
     operations: dict[str, float] = field(default_factory=dict)
+    measured_at: float | None = None  # service clock when `performance` was read (the label age is as of then)
 
     @classmethod
-    def of(cls, report: WindowReport, drift_keys: Sequence[tuple[str, str]] = ()) -> WindowSummary:
+    def of(cls, report: WindowReport, drift_keys: Sequence[tuple[str, str]] = (),
+           measured_at: datetime | None = None) -> WindowSummary:
         perf = {k: f for k, v in (getattr(report, "performance", None) or {}).items() if (f := _finite(v)) is not None}
         qual = {k: f for k, v in (getattr(report, "quality", None) or {}).items() if (f := _finite(v)) is not None}
         ops = {k: f for k, v in (getattr(report, "operations", None) or {}).items() if (f := _finite(v)) is not None}
@@ -62,7 +65,7 @@ class WindowSummary:
             if value is not None:
                 drift[f"{feature}.{stat}"] = value
         return cls(report.window_start.timestamp(), report.window_end.timestamp(), report.n_events,
-                   perf, qual, drift, ops)
+                   perf, qual, drift, ops, measured_at.timestamp() if measured_at is not None else None)
 
     def labels(self) -> float | None:
         """Labelled events of the window: the count if reported, else coverage x events."""
@@ -91,8 +94,12 @@ class DataFigures:
     violation_rate: float | None
 
 
-def figures(windows: Sequence[WindowSummary], decided_at: datetime) -> DataFigures:
-    """Aggregate the windows of a data window; the newest label is aged to the decision time."""
+def figures(windows: Sequence[WindowSummary], now: datetime) -> DataFigures:
+    """Aggregate the windows of a data window; the newest label is aged to `now` (the service clock).
+
+    The label join measures a label's age on the service clock when it refreshes a
+    window's performance; that age grows by the clock time elapsed since.
+    """
     events = sum(w.n_events for w in windows)
     labelled = [(w.labels(), w.n_events) for w in windows]
     known = [(lab, n) for lab, n in labelled if lab is not None]
@@ -102,7 +109,7 @@ def figures(windows: Sequence[WindowSummary], decided_at: datetime) -> DataFigur
     for w in sorted(windows, key=lambda w: w.end, reverse=True):
         a = w.performance.get("newest_label_age_seconds")
         if a is not None:
-            age = a + max(0.0, decided_at.timestamp() - w.end)
+            age = a + (max(0.0, now.timestamp() - w.measured_at) if w.measured_at is not None else 0.0)
             break
     rated = [(w.quality["violation_rate"], w.n_events) for w in windows if "violation_rate" in w.quality]
     total = sum(n for _, n in rated)

@@ -1,75 +1,45 @@
-"""Per-request answers for champion/challenger pairing, read from accepted prediction records.
+"""Per-request answers for champion/challenger pairing, read from the engine's column batches.
 
-The engine's column batches carry no ``event_id`` (windows need none), so for the
-models that run a champion/challenger comparison the pipeline hands the *accepted*
-raw records here as well; only those models' records are read (one ``orjson.loads``
-each), so models without a comparison cost nothing. Single prediction events and
-``prediction_batch`` messages are understood; Arrow batches are not paired (their
-columns would need a second decoder; docs/retraining.md).
+Column batches carry each row's ``event_id``, version, ``prediction.score`` /
+``prediction.class`` (when ``monitor_prediction`` is on), ``prediction.value``,
+``latency_ms`` and the ``llm`` block (cost). Only models running a comparison are
+read, so the others cost nothing.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import math
+from collections.abc import Iterator
 from typing import Any
 
-import orjson
+import numpy as np
 
 from stream_monitor.decisions.challenger import Answer
+from stream_monitor.window_state import PREDICTION_CLASS, PREDICTION_SCORE
 
 
-def _num(x: Any) -> float | None:
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
-
-
-def _cls(x: Any) -> str | None:
-    if x is None:
+def _num(column: np.ndarray | None, i: int) -> float | None:
+    if column is None:
         return None
-    if isinstance(x, bool):
-        return "true" if x else "false"
-    return str(x)
+    v = float(column[i])
+    return v if math.isfinite(v) else None
 
 
-def _answer(pred: Any, latency: Any, llm: Any) -> Answer:
-    pred = pred if isinstance(pred, dict) else {}
-    cost = llm.get("cost_usd") if isinstance(llm, dict) else None
-    return Answer(score=_num(pred.get("score")), class_=_cls(pred.get("class")), value=_num(pred.get("value")),
-                  latency_ms=_num(latency), cost_usd=_num(cost))
+def _cost(llm: Any) -> float | None:
+    cost = llm.get("cost_usd") if isinstance(llm, dict) else getattr(llm, "cost_usd", None)
+    return float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None
 
 
-def answers_from_records(values: Sequence[bytes | None], models: frozenset[str]
-                         ) -> Iterator[tuple[str, str, str, Answer]]:
-    """(model_id, event_id, model_version, answer) for every request of `models` in the records."""
-    for raw in values:
-        if raw is None or not raw.startswith(b"{"):
-            continue
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(obj, dict):
-            continue
-        batch = obj.get("prediction_batch")
-        if isinstance(batch, dict):
-            yield from _batch_answers(batch, models)
-            continue
-        model_id, event_id, version = obj.get("model_id"), obj.get("event_id"), obj.get("model_version")
-        if model_id in models and isinstance(event_id, str) and isinstance(version, str):
-            yield model_id, event_id, version, _answer(obj.get("prediction"), obj.get("latency_ms"), obj.get("llm"))
-
-
-def _batch_answers(batch: dict[str, Any], models: frozenset[str]) -> Iterable[tuple[str, str, str, Answer]]:
-    model_id, version, ids = batch.get("model_id"), batch.get("model_version"), batch.get("event_id")
-    if model_id not in models or not isinstance(version, str) or not isinstance(ids, list):
+def answers_from_columns(batch: Any) -> Iterator[tuple[str, str, Answer]]:
+    """(event_id, model_version, answer) for every row of a :class:`~stream_monitor.columns.ColumnBatch`."""
+    ids = getattr(batch, "event_ids", None)
+    if ids is None:
         return
-    pred = batch.get("prediction") if isinstance(batch.get("prediction"), dict) else {}
-    n = len(ids)
-
-    def column(values: Any) -> list[Any]:
-        return values if isinstance(values, list) and len(values) == n else [None] * n
-
-    scores, classes, vals = column(pred.get("score")), column(pred.get("class")), column(pred.get("value"))
-    latency = column(batch.get("latency_ms"))
+    scores = batch.numeric.get(PREDICTION_SCORE)
+    classes = batch.categorical.get(PREDICTION_CLASS)
+    values, latency, llm = getattr(batch, "values", None), getattr(batch, "latency_ms", None), batch.llm
     for i, eid in enumerate(ids):
-        if isinstance(eid, str):
-            yield model_id, eid, version, Answer(score=_num(scores[i]), class_=_cls(classes[i]),
-                                                 value=_num(vals[i]), latency_ms=_num(latency[i]))
+        if eid is None:
+            continue
+        yield eid, batch.versions[i], Answer(
+            score=_num(scores, i), class_=classes[i] if classes is not None else None, value=_num(values, i),
+            latency_ms=_num(latency, i), cost_usd=_cost(llm[i]) if llm is not None else None)

@@ -58,7 +58,8 @@ class JoinBuffer:
             raise ValueError(f"max_entries must be >= 1, got {max_entries}")
         self.ttl_ms = ttl_ms
         self.max_entries = max_entries
-        self._entries: OrderedDict[str, Pending] = OrderedDict()
+        #: Values are plain tuples in :class:`Pending`'s field order (cheaper to build than the named tuple).
+        self._entries: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         self.clock_ms: int | None = None
         self.evicted: Counter[str] = Counter()
         self.duplicates = 0
@@ -76,16 +77,32 @@ class JoinBuffer:
             self.duplicates += 1
             return []
         entries[event_id] = pending
+        return self._over_cap()
+
+    def _over_cap(self) -> list[Pending]:
+        entries = self._entries
         dropped: list[Pending] = []
         while len(entries) > self.max_entries:
-            dropped.append(entries.popitem(last=False)[1])
+            dropped.append(Pending._make(entries.popitem(last=False)[1]))
         if dropped:
             self.evicted["capacity"] += len(dropped)
         return dropped
 
+    def add_many(self, items: list[tuple[str, tuple[Any, ...]]]) -> tuple[int, list[Pending]]:
+        """:meth:`add` for a batch of (event_id, fields of Pending as a plain tuple), with C-level dict
+        operations: (entries added, entries the cap pushed out)."""
+        entries = self._entries
+        fresh = [item for item in items if item[0] not in entries]
+        before = len(entries)
+        entries.update(fresh)
+        added = len(entries) - before
+        self.duplicates += len(items) - added
+        return added, self._over_cap()
+
     def take(self, event_id: str) -> Pending | None:
         """The prediction of ``event_id``, removed from the buffer; None if unknown, expired or already joined."""
-        return self._entries.pop(event_id, None)
+        found = self._entries.pop(event_id, None)
+        return Pending._make(found) if found is not None else None
 
     def advance(self, ts_ms: int) -> list[Pending]:
         """Move the event-time clock to ``ts_ms`` (never back) and expire what waited longer than the TTL."""
@@ -97,9 +114,9 @@ class JoinBuffer:
         expired: list[Pending] = []
         while entries:
             first = next(iter(entries.values()))
-            if first.ts_ms >= cutoff:
+            if first[2] >= cutoff:  # ts_ms
                 break
-            expired.append(entries.popitem(last=False)[1])
+            expired.append(Pending._make(entries.popitem(last=False)[1]))
         if expired:
             self.evicted["ttl"] += len(expired)
         return expired
@@ -109,7 +126,7 @@ class JoinBuffer:
     def to_dict(self) -> dict[str, Any]:
         """Columnar, versions dictionary-encoded: a checkpoint of 10^5 waiting predictions stays a few MB."""
         versions: dict[str, int] = {}
-        rows = list(self._entries.items())
+        rows = [(k, Pending._make(v)) for k, v in self._entries.items()]
         return {
             "ttl_ms": self.ttl_ms, "max_entries": self.max_entries, "clock_ms": self.clock_ms,
             "evicted": dict(self.evicted), "duplicates": self.duplicates,

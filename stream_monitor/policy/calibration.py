@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -85,22 +86,37 @@ def null_p_value(calibration: dict[str, Any], value: float) -> float:
 
 
 def calibrate_rule(rule: RuleConfig, reference: ReferenceProfile, *, window_events: int, target_rate: float,
-                   draws: int, seed: int, fdr: bool) -> RuleConfig:
-    """The same rule with per-feature thresholds for `target_rate` false alarms per window and feature."""
+                   draws: int, seed: int, fdr: bool, progress: Callable[[int], None] | None = None) -> RuleConfig:
+    """The same rule with per-feature thresholds for `target_rate` false alarms per window and feature.
+
+    `progress`, if given, is called with the number of bootstrap windows drawn after each feature.
+    """
     if rule.metric not in CALIBRATABLE or rule.comparison not in (">", ">="):
         return rule
     rng = np.random.default_rng(seed)
     severities = sorted(rule.thresholds, key=SEVERITY_ORDER.__getitem__)
     per_feature: dict[str, Any] = {}
-    for name, ref in sorted(reference.features.items()):
+    # Overall keys, then (for per-slice rules) one key per feature and slice: a slice has its own reference
+    # and sees only its share of the window's events, so its null distribution is wider.
+    scopes: list[tuple[str, Any, int]] = [(name, ref, window_events) for name, ref in reference.features.items()]
+    if rule.per_slice:
+        for label, refs in reference.slices.items():
+            for name, ref in refs.items():
+                whole = reference.features.get(name)
+                share = ref.n / whole.n if whole is not None and whole.n else 0.0
+                scopes.append((f"{name}@{label}", ref, max(1, round(window_events * share))))
+    for key, ref, n_window in sorted(scopes, key=lambda s: s[0]):
+        name = key.split("@", 1)[0]
         if rule.features is not None and name not in rule.features:
             continue
         if isinstance(ref, NumericReference) and ref.n:
-            null = _null_numeric(ref, rule.metric, window_events, draws, rng)
+            null = _null_numeric(ref, rule.metric, n_window, draws, rng)
         elif isinstance(ref, CategoricalReference) and ref.n:
-            null = _null_categorical(ref, rule.metric, window_events, draws, rng)
+            null = _null_categorical(ref, rule.metric, n_window, draws, rng)
         else:
             continue
+        if progress is not None:
+            progress(draws)
         null = null[np.isfinite(null)]
         if null.size < 10:
             continue
@@ -108,8 +124,9 @@ def calibrate_rule(rule: RuleConfig, reference: ReferenceProfile, *, window_even
         thresholds = {sev: float(sps.gamma.isf(target_rate / 10**i, shape, scale=scale))
                       for i, sev in enumerate(severities)}
         keep = np.quantile(null, np.linspace(0, 1, NULL_SAMPLE_KEEP)).round(8).tolist()
-        per_feature[name] = {"thresholds": thresholds, "shape": shape, "scale": scale, "null_sample": keep,
-                             "empirical_rate_at_lowest": float(np.mean(null >= thresholds[severities[0]]))}
+        per_feature[key] = {"thresholds": thresholds, "shape": shape, "scale": scale, "null_sample": keep,
+                            "window_events": n_window,
+                            "empirical_rate_at_lowest": float(np.mean(null >= thresholds[severities[0]]))}
     calibration = {"method": "parametric bootstrap from the reference profile, gamma fit by moments",
                    "reference_version": reference.profile_id, "window_events": window_events,
                    "target_false_alarm_rate": target_rate, "draws": draws, "seed": seed, "per_feature": per_feature}
@@ -129,11 +146,24 @@ def window_events_from(reference: ReferenceProfile, model: ModelConfig) -> int:
     return max(1, math.floor(reference.row_count / seconds * model.window.size_seconds))
 
 
+def planned_draws(model: ModelConfig, reference: ReferenceProfile, draws: int) -> int:
+    """Bootstrap windows :func:`calibrate_model` will draw (the denominator of its progress)."""
+    total = 0
+    for rule in model.rules:
+        if rule.metric not in CALIBRATABLE or rule.comparison not in (">", ">="):
+            continue
+        total += draws * sum(1 for name, ref in reference.features.items()
+                             if (rule.features is None or name in rule.features)
+                             and isinstance(ref, NumericReference | CategoricalReference) and ref.n)
+    return total
+
+
 def calibrate_model(model: ModelConfig, reference: ReferenceProfile, *, window_events: int | None = None,
-                    target_rate: float = 0.01, draws: int = 400, seed: int = 0, fdr: bool = True) -> ModelConfig:
+                    target_rate: float = 0.01, draws: int = 400, seed: int = 0, fdr: bool = True,
+                    progress: Callable[[int], None] | None = None) -> ModelConfig:
     if not 0 < target_rate < 0.5:
         raise ValueError(f"target false-alarm rate must be in (0, 0.5), got {target_rate}")
     n = window_events or window_events_from(reference, model)
     rules = [calibrate_rule(r, reference, window_events=n, target_rate=target_rate, draws=draws, seed=seed + i,
-                            fdr=fdr) for i, r in enumerate(model.rules)]
+                            fdr=fdr, progress=progress) for i, r in enumerate(model.rules)]
     return model.model_copy(update={"rules": rules})

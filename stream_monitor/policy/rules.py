@@ -12,6 +12,7 @@ import math
 import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from stream_monitor.config import RuleConfig
 from stream_monitor.contracts.alerts import SEVERITY_ORDER
@@ -49,18 +50,25 @@ class Verdict:
         return 1.0 / ratio if self.rule.comparison.startswith("<") else ratio
 
 
-def thresholds_for(rule: RuleConfig, feature: str) -> dict[str, float]:
-    """Calibrated per-feature thresholds when `calibrate` wrote them, else the rule's own."""
+def _calibrated(rule: RuleConfig, feature: str, slice_key: str | None) -> dict[str, Any]:
+    """The calibration entry of a key: `feature@slice` for a slice (when calibrated per slice), else `feature`."""
     per_feature = (rule.calibration or {}).get("per_feature", {})
-    calibrated = per_feature.get(feature, {}).get("thresholds")
+    if slice_key is not None and f"{feature}@{slice_key}" in per_feature:
+        return dict(per_feature[f"{feature}@{slice_key}"])
+    return dict(per_feature.get(feature, {}))
+
+
+def thresholds_for(rule: RuleConfig, feature: str, slice_key: str | None = None) -> dict[str, float]:
+    """Calibrated per-feature (and per-slice) thresholds when `calibrate` wrote them, else the rule's own."""
+    calibrated = _calibrated(rule, feature, slice_key).get("thresholds")
     return {str(k): float(v) for k, v in (calibrated or rule.thresholds).items()}
 
 
-def empirical_p_value(rule: RuleConfig, feature: str, value: float) -> float | None:
+def empirical_p_value(rule: RuleConfig, feature: str, value: float, slice_key: str | None = None) -> float | None:
     """P(statistic >= value | no drift), from the metric itself or the calibrated null sample."""
     if rule.metric in P_VALUE_METRICS:
         return value
-    fitted = (rule.calibration or {}).get("per_feature", {}).get(feature, {})
+    fitted = _calibrated(rule, feature, slice_key)
     if "shape" in fitted and not rule.comparison.startswith("<"):
         return null_p_value(fitted, value)
     null = fitted.get("null_sample")
@@ -75,13 +83,13 @@ def _judge(rule: RuleConfig, feature: str, slice_key: str | None, result: Featur
     if value is None or not math.isfinite(value) or result.n < rule.min_samples:
         return None
     op = _OPS[rule.comparison]
-    thresholds = thresholds_for(rule, feature)
+    thresholds = thresholds_for(rule, feature, slice_key)
     hits = [sev for sev, t in thresholds.items() if op(value, t)]
     severity = max(hits, key=SEVERITY_ORDER.__getitem__) if hits else None
     lowest = min(thresholds, key=SEVERITY_ORDER.__getitem__)
     threshold = thresholds[severity] if severity else thresholds[lowest]
     return Verdict(rule=rule, feature=feature, slice=slice_key, value=value, n=result.n, severity=severity,
-                   threshold=threshold, p_value=empirical_p_value(rule, feature, value))
+                   threshold=threshold, p_value=empirical_p_value(rule, feature, value, slice_key))
 
 
 def verdicts(rule: RuleConfig, report: WindowReport) -> Iterator[Verdict]:

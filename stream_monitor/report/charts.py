@@ -157,9 +157,9 @@ def line_chart(title: str, times: Sequence[datetime], series: Mapping[str, Seque
             path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _, _ in points)
             parts.append(f'<polyline class="series" data-feature="{escape(name)}" points="{path}" fill="none" '
                          f'stroke="{colour}" stroke-width="1.8"/>')
-        for x, y, v, t in points:
+        for x, y, v, when in points:
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.6" fill="{colour}"><title>{escape(name)} '
-                         f"{_fmt(v)} (window ending {t.isoformat()})</title></circle>")
+                         f"{_fmt(v)} (window ending {when.isoformat()})</title></circle>")
         ly = top + 6 + k * 16
         parts.append(f'<rect x="{left + plot_w + 14}" y="{ly}" width="12" height="3" fill="{colour}"/>')
         parts.append(_text(left + plot_w + 30, ly + 5, name if len(name) <= 20 else name[:19] + "…", size=11))

@@ -14,6 +14,7 @@ from html import escape
 
 from stream_monitor import __version__
 from stream_monitor.contracts.alerts import SEVERITY_ORDER, AlertEvent
+from stream_monitor.contracts.decisions import DecisionEvent
 from stream_monitor.engine_types import WindowReport
 from stream_monitor.report.charts import SEVERITY_COLOURS, histogram_chart, line_chart
 from stream_monitor.report.model import ModelView, top_drifted
@@ -169,6 +170,28 @@ def _alerts(alerts: Iterable[AlertEvent]) -> str:
             f"<th>alert id</th></tr>{''.join(rows)}</table></section>")
 
 
+DECISION_COLOURS = {"retrain": "critical", "rollback": "critical", "blocked": "warning", "hold": "info",
+                    "promote": "ok"}
+
+
+def _decisions(decisions: Iterable[DecisionEvent]) -> str:
+    rows = []
+    for d in decisions:
+        v = d.versions
+        versions = ", ".join(f"{k} {x}" for k, x in (("current", v.current), ("challenger", v.challenger),
+                                                      ("rollback to", v.rollback_target)) if x) or "–"
+        failed = ", ".join(g.gate for g in d.gates if not g.passed) or "–"
+        rows.append(f"<tr><td>{_t(d.decided_at)}</td><td>{severity_badge(DECISION_COLOURS.get(d.type, 'info'), d.type)}"
+                    f"</td><td>{escape(d.source)} / {escape(d.policy_id)}</td><td>{escape(d.reason)}</td>"
+                    f"<td>{escape(versions)}</td><td>{escape(failed)}</td>"
+                    f"<td class=\"muted\">{escape(d.decision_id[:12])}</td></tr>")
+    if not rows:
+        return ""
+    return ('<section id="decisions"><h2>Retraining decisions</h2><table><tr><th>decided</th><th>decision</th>'
+            "<th>source / policy</th><th>reason</th><th>versions</th><th>failed gates</th><th>id</th></tr>"
+            f"{''.join(rows)}</table></section>")
+
+
 def _windows(windows: list[WindowReport]) -> str:
     rows = []
     for w in windows:
@@ -205,5 +228,6 @@ def render_report(view: ModelView, *, generated_at: datetime | None = None) -> s
                  _timeline(view, "ks_statistic", "KS statistic per feature over time")]
     if any(timelines):
         body.append(f'<section id="timeline"><h2>Drift scores over time</h2>{"".join(timelines)}</section>')
-    body += [_histograms(view), _alerts(view.alerts), _windows(view.windows), _reference(view)]
+    body += [_histograms(view), _alerts(view.alerts), _decisions(view.decisions), _windows(view.windows),
+             _reference(view)]
     return page(f"Drift report: {view.model_id}", subtitle, "".join(body))

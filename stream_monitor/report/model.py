@@ -14,6 +14,7 @@ from typing import Any
 
 from stream_monitor.config import ModelConfig
 from stream_monitor.contracts.alerts import AlertEvent
+from stream_monitor.contracts.decisions import DecisionEvent
 from stream_monitor.engine import Engine
 from stream_monitor.engine_types import FeatureResult, WindowReport
 from stream_monitor.reference import CategoricalReference, NumericReference, ReferenceProfile
@@ -60,6 +61,7 @@ class ModelView:
     current: WindowReport | None
     thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
     open_incident: dict[str, Any] | None = None
+    decisions: list[DecisionEvent] = field(default_factory=list)
     range: tuple[datetime | None, datetime | None] = (None, None)
 
     @property
@@ -130,7 +132,7 @@ def rule_thresholds(model: ModelConfig) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for rule in model.rules:
         if rule.calibration is None and rule.features is None:
-            out.setdefault(rule.metric, dict(rule.thresholds))
+            out.setdefault(rule.metric, {str(k): v for k, v in rule.thresholds.items()})
     return out
 
 
@@ -146,8 +148,9 @@ def current_window(windows: Sequence[WindowReport], min_samples: int) -> WindowR
 
 
 def collect(engine: Engine, model_id: str, windows: Iterable[WindowReport], alerts: Iterable[AlertEvent],
-            start: datetime | None = None, end: datetime | None = None) -> ModelView:
-    """The view of one model: its windows and alerts within [start, end], histograms of the latest window.
+            start: datetime | None = None, end: datetime | None = None,
+            decisions: Iterable[DecisionEvent] = ()) -> ModelView:
+    """The view of one model: its windows, alerts and decisions within [start, end], histograms of the latest window.
 
     `windows` and `alerts` come from a replay's totals (every window) or the engine's
     bounded history (the running service). "Current" is :func:`current_window` in
@@ -160,6 +163,8 @@ def collect(engine: Engine, model_id: str, windows: Iterable[WindowReport], aler
                     key=lambda w: (w.window_start, w.model_version))
     picked = [a for a in alerts if a.model_id == model_id
               and (start is None or a.window_start >= start) and (end is None or a.window_end <= end)]
+    decided = [d for d in decisions if d.model_id == model_id
+               and (start is None or d.decided_at >= start) and (end is None or d.decided_at <= end)]
     current = current_window(chosen, min(r.min_samples for r in mm.config.rules) if mm.config.rules else 1)
     histograms: list[Histogram] = []
     if current is not None and mm.reference is not None:
@@ -176,7 +181,8 @@ def collect(engine: Engine, model_id: str, windows: Iterable[WindowReport], aler
                         "windows_open": inc.windows_open, "top": dict(inc.top)}
     return ModelView(model_id=model_id, owner=mm.config.owner, reference=reference_summary(mm.reference),
                      windows=chosen, alerts=picked, histograms=histograms, current=current,
-                     thresholds=rule_thresholds(mm.config), open_incident=incident, range=(start, end))
+                     thresholds=rule_thresholds(mm.config), open_incident=incident, range=(start, end),
+                     decisions=decided)
 
 
 def top_drifted(report: WindowReport, statistic: str = "psi", limit: int = 5) -> list[tuple[str, float]]:

@@ -19,7 +19,7 @@ from stream_monitor.engine import Engine
 from stream_monitor.engine_types import WindowReport
 from stream_monitor.report.charts import sparkline
 from stream_monitor.report.html import page, severity_badge
-from stream_monitor.report.model import rule_thresholds, top_drifted
+from stream_monitor.report.model import current_window, rule_thresholds, top_drifted
 
 #: Windows shown in each sparkline.
 TREND_WINDOWS = 30
@@ -36,6 +36,7 @@ class _ModelState:
     incidents: list[tuple[str, dict[str, object]]]
     alerts: list[AlertEvent]
     psi_limit: float | None
+    min_samples: int
 
 
 def _snapshot(engine: Engine) -> list[_ModelState]:
@@ -51,7 +52,8 @@ def _snapshot(engine: Engine) -> list[_ModelState]:
             reference=mm.reference.profile_id if mm.reference is not None else None,
             reference_progress=f"{mm.reference_windows}/{mm.config.reference.from_stream_windows} windows",
             histories=histories, incidents=incidents, alerts=list(engine.alert_history.get(mid, ()))[-5:],
-            psi_limit=min(limits.values()) if limits else None))
+            psi_limit=min(limits.values()) if limits else None,
+            min_samples=min((r.min_samples for r in mm.config.rules), default=1)))
     return out
 
 
@@ -59,12 +61,15 @@ def _version_rows(state: _ModelState) -> str:
     rows = []
     for version, history in state.histories.items():
         last = history[-1]
-        top = top_drifted(last, limit=5)
+        judged = current_window(history, state.min_samples) or last  # a stub window has no PSI to rank by
+        top = top_drifted(judged, limit=5)
         trend = "".join(
             f'<div>{escape(name)} <b>{value:.3f}</b> '
             + sparkline([w.features[name].stats.get("psi") if name in w.features else None for w in history],
                         limit=state.psi_limit)
             + "</div>" for name, value in top) or '<span class="muted">–</span>'
+        if judged is not last and top:
+            trend += f'<div class="muted">from the window ending {judged.window_end:%H:%M:%S}</div>'
         rows.append(f"<tr><td>{escape(version)}</td><td>{last.window_start:%H:%M:%S} – {last.window_end:%H:%M:%S}"
                     f"<br><span class=\"muted\">{last.window_end:%Y-%m-%d}</span></td><td>{escape(last.role)}</td>"
                     f"<td>{last.n_events:,}</td><td>{trend}</td></tr>")

@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from stream_monitor.engine import Engine
 from stream_monitor.engine_types import EngineOutput
+from stream_monitor.sinks.outcome_metrics import LabelCounters
 
 #: Statistics exported as gauges per feature (the rest stay in alert evidence).
 EXPORTED_STATS = ("psi", "js_divergence", "ks_statistic", "ks_pvalue", "wasserstein", "mean_shift",
@@ -88,6 +89,9 @@ class MonitorMetrics:
                                       ["model_id", "role"], registry=registry)
         self.alerts = Counter("stream_monitor_alerts", "Alerts published",
                               ["model_id", "kind", "severity"], registry=registry)
+        self.decisions = Counter("stream_monitor_decisions", "Retraining decisions published "
+                                 "(retrain, promote, hold, rollback, blocked)", ["model_id", "type"],
+                                 registry=registry)
         self.batch_seconds = Histogram(
             "stream_monitor_batch_processing_seconds", "Wall time to decode, validate, update and evaluate one batch",
             registry=registry, buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
@@ -98,6 +102,8 @@ class MonitorMetrics:
         self.consumer_lag = Gauge("stream_monitor_consumer_lag", "High watermark minus committed position",
                                   ["topic", "partition"], registry=registry)
         self.up = Gauge("stream_monitor_up", "1 while the monitor's loop is running", registry=registry)
+        #: Label join counters; outcome gauges (performance, operations, quality, freshness) via a collector.
+        self.labels = LabelCounters(registry)
 
     def attach(self, engine: Engine) -> None:
         """Export the engine's drift state through a collector (read at scrape time, under the lock).
@@ -106,6 +112,7 @@ class MonitorMetrics:
         so rates and "no events processed" alerts have a series before the first event.
         """
         self.registry.register(DriftCollector(engine, self.lock))
+        self.labels.attach(engine, self.lock, self.registry)
         from stream_monitor.contracts.decode import REJECT_REASONS
 
         for model_id in engine.models:
@@ -123,3 +130,6 @@ class MonitorMetrics:
             self.windows_closed.labels(report.model_id, report.role).inc()
         for alert in out.alerts:
             self.alerts.labels(alert.model_id, alert.kind, alert.severity).inc()
+        for decision in out.decisions:
+            self.decisions.labels(decision.model_id, decision.type).inc()
+        self.labels.record(out)

@@ -37,6 +37,7 @@ _FAMILY_HLL = 7
 _FLAG_OUT_OF_ORDER = 0x10
 _MODE_HLL_8 = 2 | (2 << 2)
 _TAIL = struct.Struct("<dddii")
+_CHUNK = 1 << 15
 
 
 def _fmix64(k: np.ndarray) -> np.ndarray:
@@ -55,10 +56,10 @@ def hash_doubles(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     k1 *= _C1
     k1 = (k1 << _S31) | (k1 >> _S33)
     k1 *= _C2
-    h1 = k1 ^ _U(_SEED ^ 8)  # h1 = seed ^ k1, then ^= length
-    h2 = _U(_SEED ^ 8)
-    h1 += h2
-    h2 = h1 + h2  # h2 += h1 (h2 was the scalar seed ^ length)
+    seed = _U(_SEED ^ 8)  # h1 = h2 = seed; h1 ^= k1; both ^= length (8)
+    h1: np.ndarray = k1 ^ seed
+    h1 += seed  # h1 += h2
+    h2: np.ndarray = h1 + seed  # h2 += h1
     h1 = _fmix64(h1)
     h2 = _fmix64(h2)
     h1 += h2
@@ -66,23 +67,30 @@ def hash_doubles(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return h1, h2
 
 
-def registers(values: np.ndarray, lg_k: int) -> np.ndarray:
-    """HLL register values (uint8, 2**lg_k of them) of a column of finite doubles."""
-    out = np.zeros(1 << lg_k, dtype=np.uint8)
-    if not values.size:
-        return out
-    h1, h2 = hash_doubles(values)
-    slot = (h1 & _U((1 << lg_k) - 1)).astype(np.intp)
-    # Leading zeros of h2 = 64 - bit length. Shifting by 11 first keeps the float exact
-    # (53 bits); the rare h2 < 2**11 is exact as a float anyway.
-    top = h2 >> _S11
-    bits = np.frexp(top.astype(np.float64))[1] + 11
-    low = top == 0
-    if low.any():
-        bits[low] = np.frexp(h2[low].astype(np.float64))[1]
-    value = (np.minimum(64 - bits, 62) + 1).astype(np.uint8)
-    np.maximum.at(out, slot, value)
-    return out
+def registers(values: np.ndarray, lg_k: int, rows: np.ndarray | None = None, count: int = 1) -> np.ndarray:
+    """HLL register values (uint8) of a column of finite doubles: 2**lg_k of them.
+
+    With ``rows`` (the sketch each value belongs to, 0 .. count-1), the registers of
+    ``count`` sketches at once, as a (count, 2**lg_k) array. Values are hashed in
+    chunks that stay in cache (each hashing step is a pass over the chunk).
+    """
+    size = 1 << lg_k
+    out = np.zeros(count * size, dtype=np.uint8)
+    for at in range(0, values.size, _CHUNK):
+        h1, h2 = hash_doubles(values[at:at + _CHUNK])
+        slot = (h1 & _U(size - 1)).astype(np.intp)
+        if rows is not None:
+            slot += rows[at:at + _CHUNK] * size
+        # Leading zeros of h2 = 64 - bit length. Shifting by 11 first keeps the float exact
+        # (53 bits); the rare h2 < 2**11 is exact as a float anyway.
+        top = h2 >> _S11
+        bits = np.frexp(top.astype(np.float64))[1] + 11
+        low = top == 0
+        if low.any():
+            bits[low] = np.frexp(h2[low].astype(np.float64))[1]
+        value = (np.minimum(64 - bits, 62) + 1).astype(np.uint8)
+        np.maximum.at(out, slot, value)
+    return out.reshape(count, size) if rows is not None else out
 
 
 def sketch_from_registers(regs: np.ndarray, lg_k: int) -> hll_sketch:

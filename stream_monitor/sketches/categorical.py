@@ -50,10 +50,17 @@ class CategoryCounts:
         return self.counts.get(OTHER, 0) if self.known is not None else 0
 
     def update(self, values: Iterable[str]) -> None:
-        values = list(values)
-        self.counts.update(values)
+        self.update_counts(Counter(values))
+
+    def update_counts(self, batch: Counter[str]) -> None:
+        """Add a batch already counted (keys in order of first appearance, as ``Counter(values)`` keeps them).
+
+        The HLL takes each distinct value once, in that order, which leaves it in exactly
+        the state feeding every value would: a repeat never changes an HLL.
+        """
+        self.counts.update(batch)
         if self.distinct is not None:
-            self.distinct.update(values)
+            self.distinct.update(batch.keys())
         self._fold()
 
     def _fold(self) -> None:

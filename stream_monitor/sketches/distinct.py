@@ -61,14 +61,15 @@ class DistinctCount:
             update(v)
 
     def update_sorted(self, values: np.ndarray) -> None:
-        """Add an ascending column of finite values (``NumericSketch`` sorts each batch once for all its parts).
+        """Add an ascending column of finite values.
 
         Up to :data:`FEW_DISTINCT` distinct values go to DataSketches one by one, so a
         low-cardinality feature keeps DataSketches' exact small-cardinality modes. Beyond
         that, their registers are computed in numpy (:mod:`._hll_vector`) and folded in
         with one union when the estimate or the bytes are next needed: the registers are
         exactly those of feeding every value, and the estimate is the composite one, as
-        after any merge (within :meth:`relative_error`).
+        after any merge (within :meth:`relative_error`). ``NumericSketch`` does the same
+        for all features of a batch at once (:mod:`.numeric_block`).
         """
         if not values.size:
             return
@@ -77,13 +78,20 @@ class DistinctCount:
         np.not_equal(values[1:], values[:-1], out=new[1:])
         distinct = values[new]
         if distinct.size <= FEW_DISTINCT:
-            update = self._sketch.update
-            for v in distinct.tolist():
-                update(v)
-            return
-        regs = registers(distinct, self.lg_k)
+            self.add_values(distinct)
+        else:
+            self.add_registers(registers(distinct, self.lg_k))
+
+    def add_values(self, values: np.ndarray) -> None:
+        """Feed DataSketches one value at a time (for a few distinct values)."""
+        update = self._sketch.update
+        for v in values.tolist():
+            update(v)
+
+    def add_registers(self, regs: np.ndarray) -> None:
+        """Fold in HLL registers computed in numpy (register-wise maximum; settled lazily)."""
         if self._pending is None:
-            self._pending = regs
+            self._pending = regs.copy()
         else:
             np.maximum(self._pending, regs, out=self._pending)
 

@@ -45,6 +45,14 @@ class FixedEdgeHistogram:
             idx = np.searchsorted(self.edges, values, side="left")
             self.counts += np.bincount(idx, minlength=self.counts.size)
 
+    def update_sorted(self, values: np.ndarray) -> None:
+        """:meth:`update` for ascending values: the count up to each edge is one binary search."""
+        if values.size:
+            upto = np.searchsorted(values, self.edges, side="right")  # values <= each edge
+            self.counts[:-1] += upto  # bin i gets upto[i] - upto[i-1]; the open last bin the rest
+            self.counts[1:] -= upto
+            self.counts[-1] += values.size
+
     def merge(self, other: FixedEdgeHistogram) -> None:
         if not np.array_equal(self.edges, other.edges):
             raise ValueError("cannot merge histograms with different edges")

@@ -16,6 +16,7 @@ from stream_monitor.sketches import _codec
 from stream_monitor.sketches.distinct import DEFAULT_LG_K, DistinctCount
 from stream_monitor.sketches.histogram import FixedEdgeHistogram
 from stream_monitor.sketches.moments import Moments
+from stream_monitor.sketches.numeric_block import update_block
 from stream_monitor.sketches.quantiles import DEFAULT_K, QuantileSketch
 from stream_monitor.sketches.tdigest import DEFAULT_TDIGEST_K, TDigestSketch
 
@@ -46,17 +47,14 @@ class NumericSketch:
         return self.moments.n
 
     def update(self, column: np.ndarray) -> None:
-        """One vector call per window and batch; NaN marks a missing value."""
-        present = column[~np.isnan(column)]
-        self.missing += int(column.size - present.size)
-        self.quantiles.update(present)
-        self.moments.update(present)
-        if self.tdigest is not None:
-            self.tdigest.update(present)
-        if self.distinct is not None:
-            self.distinct.update(present)
-        if self.histogram is not None:
-            self.histogram.update(present)
+        """One vector call per window and batch; NaN marks a missing value.
+
+        The column is sorted once and every part takes the sorted values
+        (:func:`~stream_monitor.sketches.numeric_block.update_block`, which also updates
+        many features at once). Neither KLL's nor t-digest's guarantee depends on the
+        order of arrival (``tests/stats``, ``tests/sketches`` check the same bounds).
+        """
+        update_block([self], np.asarray(column, dtype=np.float64).reshape(1, -1))
 
     def merge(self, other: NumericSketch) -> None:
         self.quantiles.merge(other.quantiles)

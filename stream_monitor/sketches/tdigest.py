@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import struct
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,9 @@ from datasketches import tdigest_double
 #: up to 10^7 values, Cauchy data); W1 from two digests within 1% of exact for shifts
 #: of 0.25 std or more, as accurate as k=200 there (docs/statistics.md).
 DEFAULT_TDIGEST_K = 150
+
+#: Columns at least this long are pre-clustered in numpy before they reach DataSketches.
+PRECLUSTER_MIN = 256
 
 
 class TDigestSketch:
@@ -42,7 +46,27 @@ class TDigestSketch:
     def update(self, values: np.ndarray) -> None:
         """Add a column of finite values."""
         if values.size:
-            self._sketch.update(np.ascontiguousarray(values, dtype=np.float64))
+            self.update_sorted(np.sort(np.asarray(values, dtype=np.float64)))
+
+    def update_sorted(self, values: np.ndarray) -> None:
+        """Add an ascending column of finite values.
+
+        A column of :data:`PRECLUSTER_MIN` values or more is first summarised in numpy
+        as a digest of its own (:func:`_precluster`, at twice the digest's internal
+        compression, so its centroids are never coarser than the digest would make
+        them) and merged in, as the digests of two panes merge: DataSketches then
+        handles a few hundred centroids instead of every value.
+        """
+        if values.size < PRECLUSTER_MIN:
+            if values.size:
+                self._sketch.update(np.ascontiguousarray(values, dtype=np.float64))
+            return
+        means, weights = cluster_means(values.reshape(1, -1), self.k)
+        self.add_clusters(means[0], weights, float(values[0]), float(values[-1]))
+
+    def add_clusters(self, means: np.ndarray, weights: np.ndarray, lo: float, hi: float) -> None:
+        """Merge in a digest given as centroids (:func:`cluster_means`) and the exact min and max."""
+        self._sketch.merge(tdigest_double.deserialize(_image(means, weights, lo, hi, self.k)))
 
     def merge(self, other: TDigestSketch) -> None:
         if not other._sketch.is_empty():
@@ -88,7 +112,9 @@ class TDigestSketch:
         return cls.deserialize(base64.b64decode(data["tdigest"]))
 
 
-_TD_HEAD = struct.Struct("<BBBHBxxIIdd")  # preamble longs, serial version, family, k, flags, centroids, buffered, min, max
+#: Preamble longs, serial version, family, k, flags, (2 unused), centroids, buffered values, min, max.
+_TD_HEAD = struct.Struct("<BBBHBxxIIdd")
+_TD_FAMILY = 20
 
 
 def _centroids(data: bytes) -> tuple[np.ndarray, np.ndarray, float, float] | None:
@@ -142,3 +168,45 @@ def _interpolate(means: np.ndarray, weights: np.ndarray, lo: float, hi: float, r
     w2 = lw / 2.0 - w1
     put(beyond, (lw * w1 + hi * w2) / (w1 + w2))
     return out
+
+
+def cluster_means(ordered: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Centroid means of each row of a (rows, n) matrix of ascending values, and the shared weights.
+
+    The clusters depend on n and k only (:func:`_layout`), so every row of a batch is
+    clustered with one ``reduceat``.
+    """
+    starts, weights = _layout(ordered.shape[1], k)
+    means = np.add.reduceat(ordered, starts, axis=1) / weights
+    np.clip(means, ordered[:, :1], ordered[:, -1:], out=means)  # rounding cannot push a mean outside [min, max]
+    return means, weights
+
+
+def _image(means: np.ndarray, weights: np.ndarray, lo: float, hi: float, k: int) -> bytes:
+    """A serialised DataSketches t-digest (serial version 1) with these centroids and no buffered values."""
+    pairs = np.empty((means.size, 2), dtype="<u8")
+    pairs[:, 0] = np.ascontiguousarray(means, dtype="<f8").view("<u8")
+    pairs[:, 1] = weights
+    return _TD_HEAD.pack(2, 1, _TD_FAMILY, k, 0, means.size, 0, lo, hi) + pairs.tobytes()
+
+
+@lru_cache(maxsize=256)
+def _layout(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where the clusters of `n` sorted values start, and their weights (they depend on n and k only).
+
+    Cluster j holds the values whose rank q falls in [k^-1(j), k^-1(j+1)) for
+    k(q) = log(q / (1 - q)) * c / (4 log(n / c) + 24), the scale function and
+    normaliser DataSketches uses, at c = 4k (twice its internal compression 2k), so
+    each cluster spans at most about half the rank a merge would allow it. The
+    smallest and the largest value stay singletons, so min and max survive any merge.
+    """
+    c = 4.0 * k
+    norm = c / max(4.0 * np.log(n / c) + 24.0, 4.0)
+    q = (np.arange(n) + 0.5) / n
+    cluster = np.floor(np.log(q / (1.0 - q)) * norm)
+    starts = np.flatnonzero(np.diff(cluster, prepend=-np.inf))
+    starts = np.unique(np.concatenate([[0, 1], starts[(starts > 0) & (starts < n - 1)], [n - 1]]))
+    weights = np.diff(np.append(starts, n)).astype(np.float64)
+    starts.setflags(write=False)
+    weights.setflags(write=False)
+    return starts, weights

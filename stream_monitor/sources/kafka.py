@@ -122,6 +122,8 @@ class KafkaSource:
 
     def run(self, stop: threading.Event) -> None:
         topics = [self.config.topics.predictions]
+        if self.config.topics.labels:  # delayed ground truth, joined in the engine (stream_monitor.labels)
+            topics.append(self.config.topics.labels)
         self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                 on_lost=self._on_lost)
         self.metrics.up.set(1)
@@ -155,9 +157,13 @@ class KafkaSource:
                 out = self.pipeline.handle(batch)  # one partition at a time: its models are its own
                 self.checkpointer.observe(tp, out)
                 if self.windows is not None:
-                    for report in out.reports:
+                    for report in [*out.reports, *out.updates]:  # updates: late labels changed its performance
                         self.windows.publish(report)
                 self.pending[tp] = batch[-1].offset + 1
+        if records or not self.delivery.transactional:
+            # Schedules (and other time-driven outputs). A transactional producer only produces inside the
+            # cycle's transaction, so there an idle stream's tick waits for the next records.
+            self.pipeline.tick()
         self.commit()
         self._refresh_lag()
         return len(records)

@@ -16,7 +16,9 @@ from stream_monitor.contracts.records import RecordDecoder
 from stream_monitor.engine import Engine
 from stream_monitor.engine_types import EngineOutput
 from stream_monitor.errors import EventRejected
+from stream_monitor.labels.decode import LabelDecoder
 from stream_monitor.sinks.base import AlertSink, DeadLetterSink, RawRecord
+from stream_monitor.sinks.decisions import DecisionSink, NullDecisionSink
 from stream_monitor.sinks.metrics import MonitorMetrics
 from stream_monitor.windows import from_ms
 
@@ -25,7 +27,8 @@ log = logging.getLogger(__name__)
 
 class Pipeline:
     def __init__(
-        self, engine: Engine, metrics: MonitorMetrics, alerts: AlertSink, dead_letters: DeadLetterSink
+        self, engine: Engine, metrics: MonitorMetrics, alerts: AlertSink, dead_letters: DeadLetterSink,
+        decisions: DecisionSink | None = None,
     ) -> None:
         self.engine = engine
         self.decoder = EventDecoder(engine.config, engine.feature_kinds())
@@ -34,10 +37,20 @@ class Pipeline:
         self.metrics = metrics
         self.alerts = alerts
         self.dead_letters = dead_letters
+        #: Retrain / promote / hold / rollback / blocked decisions (topics.decisions, the audit log).
+        self.decisions: DecisionSink = decisions if decisions is not None else NullDecisionSink()
         self.totals = EngineOutput()
         self.rejected = 0
+        #: Records of this topic are label events (delayed ground truth), joined by ``Engine.process_labels``.
+        self.labels_topic = engine.config.topics.labels
+        self.label_decoder = LabelDecoder(engine.config)
 
     def handle(self, records: Sequence[RawRecord]) -> EngineOutput:
+        if self.labels_topic is not None and any(r.topic == self.labels_topic for r in records):
+            predictions = [r for r in records if r.topic != self.labels_topic]
+            out = self.handle(predictions) if predictions else EngineOutput()
+            out.extend(self.handle_labels([r for r in records if r.topic == self.labels_topic]))
+            return out
         started = time.perf_counter()
         for topic, count in Counter(r.topic for r in records).items():
             self.metrics.consumed.labels(topic).inc(count)
@@ -59,6 +72,20 @@ class Pipeline:
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         return out
 
+    def handle_labels(self, records: Sequence[RawRecord]) -> EngineOutput:
+        """Label events: decode (bad ones to the dead-letter topic), join, emit alerts of re-judged windows."""
+        started = time.perf_counter()
+        for topic, count in Counter(r.topic for r in records).items():
+            self.metrics.consumed.labels(topic).inc(count)
+        labels, rejected = self.label_decoder.decode_all([r.value for r in records])
+        for i, err in rejected:
+            self._reject(records[i], err)
+        with self.metrics.lock:
+            out = self.engine.process_labels(labels)
+        self._emit(out)
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        return out
+
     def finish(self) -> EngineOutput:
         """Close all open windows (the end of a finite input)."""
         with self.metrics.lock:
@@ -68,7 +95,15 @@ class Pipeline:
 
     def flush(self) -> int:
         """Confirm delivery of everything emitted so far; the source commits offsets only after this."""
-        return self.alerts.flush() + self.dead_letters.flush()
+        return self.alerts.flush() + self.dead_letters.flush() + self.decisions.flush()
+
+    def tick(self, now: datetime | None = None) -> EngineOutput:
+        """Time-driven outputs (schedules, freshness): the Kafka source calls it every poll, replay with the
+        newest event time; ``now`` defaults to the engine's clock."""
+        with self.metrics.lock:
+            out = self.engine.tick(now)
+        self._emit(out)
+        return out
 
     def _reject(self, record: RawRecord, err: EventRejected) -> None:
         self.rejected += 1
@@ -78,5 +113,7 @@ class Pipeline:
     def _emit(self, out: EngineOutput) -> None:
         for alert in out.alerts:
             self.alerts.publish(alert)
+        for decision in out.decisions:
+            self.decisions.publish(decision)
         self.metrics.record(out)
         self.totals.extend(out)

@@ -41,7 +41,39 @@ def ks_from_sketches(reference: QuantileSketch, current: QuantileSketch) -> tupl
     n, m = reference.n, current.n
     d = float(np.max(np.abs(_step_cdf(xa, ca, n, points) - _step_cdf(xb, cb, m, points))))
     en = n * m / (n + m)
-    return d, float(kstwo.sf(d, max(1, round(en))))
+    return d, ks_sf(d, max(1, round(en)))
+
+
+def ks_sf(d: float, n: int) -> float:
+    """``scipy.stats.kstwo.sf(d, n)``, with its slowest branch computed in numpy.
+
+    For n > 140 and 2.2 <= n d^2 < 370 scipy returns ``2 * scipy.special.smirnov(n, d)``,
+    an exact sum that costs 20 ms at n = 25,000 and 0.4 s at n = 500,000: that was
+    the largest single cost of closing a window. :func:`_smirnov` evaluates the same
+    sum with numpy (within 1e-8 relative, 1e-12 absolute of scipy,
+    ``tests/stats/test_ks_pvalue.py``). Every other case is scipy's own.
+    """
+    if n > 140 and 0.0 < d < 0.5:
+        t = n * d
+        if 1.0 < t < n - 1 and t * d >= 2.2:
+            if t * d >= 370.0:
+                return 0.0
+            return float(min(max(2.0 * _smirnov(n, d), 0.0), 1.0))
+    return float(kstwo.sf(d, n))
+
+
+def _smirnov(n: int, x: float) -> float:
+    """P(D+_n >= x), the one-sided statistic's tail (Birnbaum & Tingey 1951), summed in log space.
+
+    x * sum over j = 0 .. floor(n(1-x)) of C(n, j) (x + j/n)^(j-1) (1 - x - j/n)^(n-j).
+    """
+    j = np.arange(0, math.floor(n * (1.0 - x)) + 1, dtype=np.float64)
+    p = x + j / n
+    with np.errstate(divide="ignore"):  # the last term can be 0^k: log -inf, exp 0
+        terms = gammaln(n + 1.0) - gammaln(j + 1.0) - gammaln(n - j + 1.0) + (n - j) * np.log1p(-p) \
+            + (j - 1.0) * np.log(p)
+    top = float(terms.max())
+    return x * math.exp(top) * float(np.exp(terms - top).sum())
 
 
 def cvm_from_sketches(reference: QuantileSketch, current: QuantileSketch) -> tuple[float, float]:

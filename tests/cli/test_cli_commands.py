@@ -152,3 +152,27 @@ def test_reference_build_from_csv_and_diff_of_two_profiles(tmp_path: Path, capsy
     diff = json.loads(capsys.readouterr().out)
     text = json.dumps(diff)
     assert "income" in text and "channel" in text
+
+
+def test_calibrate_writes_a_reviewable_config_that_loads(tmp_path: Path) -> None:
+    ref_events = tmp_path / "ref.jsonl"
+    assert main(["simulate", "--output", str(ref_events), "--rate", "100", "--duration", "120", "--seed", "4"]) == 0
+    cfg = monitor_config()
+    cfg_path = tmp_path / "monitor.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    profile = tmp_path / "reference.json"
+    assert main(["reference", "build", "-c", str(cfg_path), "--input", str(ref_events), "-o", str(profile)]) == 0
+    out = tmp_path / "calibrated.yaml"
+    assert main(["calibrate", "-c", str(cfg_path), "--reference", str(profile), "--draws", "60",
+                 "--target-rate", "0.01", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert text.startswith("# Calibrated by `stream-monitor calibrate`")
+    calibrated = yaml.safe_load(text)
+    rules = {r["id"]: r for r in calibrated["models"][0]["rules"]}
+    assert rules["psi"]["fdr"] == 0.01
+    per_feature = rules["psi"]["calibration"]["per_feature"]
+    assert per_feature["income"]["thresholds"]["warning"] < per_feature["income"]["thresholds"]["critical"]
+    assert rules["psi"]["calibration"]["window_events"] == 1000  # 100 events/s x 10 s windows
+    calibrated["models"][0]["reference"] = {"path": str(profile)}
+    out.write_text(yaml.safe_dump(calibrated))
+    assert main(["check-config", "-c", str(out)]) == 0
