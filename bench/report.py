@@ -78,7 +78,8 @@ def markdown(res: dict[str, Any]) -> str:
     if mem:
         lines += ["## 4. Memory", "", f"Window of {mem['window_events']:,} events; {mem['format']} batches.", "",
                   f"State per numeric feature per window: {mem.get('numeric_feature_bytes')} bytes serialised "
-                  f"(KLL alone {mem.get('kll_bytes')}); per categorical feature: "
+                  f"(KLL alone {mem.get('kll_bytes')}; {mem.get('numeric_feature_json_bytes')} as checkpoint JSON, "
+                  f"base64), measured on a pane of {mem.get('pane_events') or 0:,} events; per categorical feature: "
                   f"{mem.get('categorical_feature_bytes')} bytes.", "",
                   "| events | peak RSS (MiB) |", "|---|---|"]
         lines += [f"| {r['events']:,} | {r['peak_rss_mib']:.1f} |" for r in mem["runs"]]

@@ -37,6 +37,9 @@ from stream_monitor.sources.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
+#: Recent reports / alerts / decisions the running service keeps in `pipeline.totals` (demo summary, tests).
+RETAINED_RESULTS = 10_000
+
 
 #: Hard cap on label sets per metric family at exposition (docs/guarantees.md, promise 6).
 SERIES_CAP = 1000
@@ -144,7 +147,8 @@ class MonitorService:
             decisions.append(self.audit_log)
         else:
             self.audit_log = None
-        self.pipeline = Pipeline(self.engine, self.metrics, alerts, dead_letters, FanoutDecisionSink(*decisions))
+        self.pipeline = Pipeline(self.engine, self.metrics, alerts, dead_letters, FanoutDecisionSink(*decisions),
+                                 retain=RETAINED_RESULTS)
         self.store = checkpoint_store(config, self.producer)
         self.checkpointer = Checkpointer(self.engine, self.store, group_id=config.kafka.group_id,
                                          writer=instance_id(config), lock=self.metrics.lock, registry=self.registry)

@@ -28,9 +28,12 @@ log = logging.getLogger(__name__)
 class Pipeline:
     def __init__(
         self, engine: Engine, metrics: MonitorMetrics, alerts: AlertSink, dead_letters: DeadLetterSink,
-        decisions: DecisionSink | None = None,
+        decisions: DecisionSink | None = None, retain: int | None = None,
     ) -> None:
         self.engine = engine
+        #: How many reports, alerts and decisions `totals` keeps (None: all, for finite replays). A
+        #: long-running service must bound it: its memory would otherwise grow with every window.
+        self.retain = retain
         self.decoder = EventDecoder(engine.config, engine.feature_kinds())
         #: The hot path: whole batches to per-model columns, same decisions as ``decoder`` (docs/performance.md).
         self.records = RecordDecoder.for_engine(engine)
@@ -117,3 +120,6 @@ class Pipeline:
             self.decisions.publish(decision)
         self.metrics.record(out)
         self.totals.extend(out)
+        if self.retain is not None:
+            for kept in (self.totals.reports, self.totals.alerts, self.totals.decisions):
+                del kept[: max(0, len(kept) - self.retain)]
