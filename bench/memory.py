@@ -35,7 +35,8 @@ def state_bytes(engine: Engine) -> dict[str, float]:
     mm = engine.models[stream.MODEL_ID]
     pane = next(iter(mm.panes.values()))
     num = [len(s.to_bytes()) for s in pane.overall.numeric.values()]
-    num_json = [len(orjson.dumps(s.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY)) for s in pane.overall.numeric.values()]
+    num_json = [len(orjson.dumps(s.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY))
+                for s in pane.overall.numeric.values()]
     cat = [len(c.to_bytes()) for c in pane.overall.categorical.values()]
     kll = [len(s.quantiles.serialize()) for s in pane.overall.numeric.values()]
     return {"numeric_feature_bytes": max(num), "numeric_feature_json_bytes": max(num_json),
