@@ -26,7 +26,7 @@ SECTIONS = ("inprocess", "broker", "memory", "peers")
 #: events, so this is conservative: at a few thousand events/s a 5-minute window holds ~1M events and close
 #: cost weighs 20x less; a window of a few hundred events would make it dominate unrealistically.
 DEFAULT = dict(events=200_000, batched=2_000_000, runs=5, broker=200_000, memory=[1_000_000, 10_000_000],
-               peers=100_000, window=50_000, kswin=2_000)
+               peers=200_000, window=50_000, kswin=2_000)
 QUICK = dict(events=5_000, batched=20_000, runs=2, broker=5_000, memory=[20_000, 60_000],
              peers=8_000, window=2_000, kswin=400)
 

@@ -93,16 +93,20 @@ def encode_json(batch: dict[str, Any]) -> bytes:
     return orjson.dumps({"prediction_batch": batch}, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def decode_batch_message(raw: bytes, decoder: RecordDecoder) -> ColumnBatch:
-    """JSON or Arrow batch -> columns for the engine, or :class:`EventRejected` for the whole message."""
+def decode_batch_message(raw: bytes, decoder: RecordDecoder, body: Any = None) -> ColumnBatch:
+    """JSON or Arrow batch -> columns for the engine, or :class:`EventRejected` for the whole message.
+
+    ``body``: the message's ``prediction_batch`` object when the caller has parsed it already.
+    """
     if raw[:4] == b"\xff\xff\xff\xff":
         from stream_monitor.contracts.arrow import arrow_batch
 
         return arrow_batch(raw, decoder)
-    try:
-        body = orjson.loads(raw)["prediction_batch"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        body = None
+    if body is None:
+        try:
+            body = orjson.loads(raw)["prediction_batch"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            body = None
     batch = _fast(body, decoder) if type(body) is dict else None
     if batch is None:
         try:

@@ -56,6 +56,8 @@ class DecodedRecords:
     batches: list[ColumnBatch] = field(default_factory=list)
     rejected: list[tuple[int, EventRejected]] = field(default_factory=list)
     batch_messages: list[int] = field(default_factory=list)
+    #: The parsed ``prediction_batch`` object of each JSON batch message, so it is parsed once.
+    batch_bodies: dict[int, Any] = field(default_factory=dict)
     valid: int = 0
     newest_ms: int | None = None
 
@@ -124,7 +126,7 @@ class RecordDecoder:
     """
 
     def __init__(self, fast: FastDecoder, features: dict[str, tuple[list[str], list[str]]],
-                 batch_decoder: Callable[[bytes, Any], ColumnBatch] | None = None,
+                 batch_decoder: Callable[[bytes, Any, Any], ColumnBatch] | None = None,
                  embedding_features: dict[str, list[str]] | None = None) -> None:
         self.fast = fast
         self.features = features
@@ -173,26 +175,32 @@ class RecordDecoder:
             # The common batch: every record is one JSON event object (2+ keys). Anything
             # else (a batch message, Arrow, bad JSON, a non-object) takes the loop below.
             try:
-                parsed = list(map(loads, values))  # type: ignore[arg-type]
+                parsed: list[Any] | None = list(map(loads, values))  # type: ignore[arg-type]
             except orjson.JSONDecodeError:
                 parsed = None
             if parsed is not None and {*map(type, parsed)} == {dict} and min(map(len, parsed)) > 1:
                 return parsed, list(range(len(values)))
+        else:
+            parsed = None
         objs: list[dict[str, Any]] = []
         pos: list[int] = []
         for i, raw in enumerate(values):
             if raw is None or len(raw) > limit:
                 doubt.append(i)
                 continue
-            try:
-                o = loads(raw)
-            except orjson.JSONDecodeError:
-                (out.batch_messages if raw[:4] == ARROW_MAGIC else doubt).append(i)
-                continue
+            if parsed is not None:  # already parsed above (each record is parsed once)
+                o = parsed[i]
+            else:
+                try:
+                    o = loads(raw)
+                except orjson.JSONDecodeError:
+                    (out.batch_messages if raw[:4] == ARROW_MAGIC else doubt).append(i)
+                    continue
             if type(o) is not dict:
                 doubt.append(i)
             elif len(o) == 1 and BATCH_KEY in o:
                 out.batch_messages.append(i)
+                out.batch_bodies[i] = o[BATCH_KEY]
             else:
                 objs.append(o)
                 pos.append(i)
@@ -220,7 +228,7 @@ class RecordDecoder:
                 out.rejected.append((i, EventRejected("schema", "the batched encoding is not enabled here")))
                 continue
             try:
-                b = self.batch_decoder(raw, self)
+                b = self.batch_decoder(raw, self, out.batch_bodies.get(i))
             except EventRejected as err:
                 out.rejected.append((i, err))
             else:
