@@ -7,7 +7,6 @@ every wait is a poll with a deadline.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ import orjson
 import pytest
 import yaml
 from decision_helpers import comparable
+from helpers import wait_for
 from prometheus_client import CollectorRegistry
 
 from stream_monitor.cli import main
@@ -52,15 +52,6 @@ class ManualClock:
         seen = self.calls
         wait_for(lambda: self.calls >= seen + ticks, timeout, f"{ticks} ticks after {when}")
 
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def events(model: str, version: str, window: int, n: int = 200, x: float = 0.0, score: float = 0.3,

@@ -21,7 +21,8 @@ from typing import Any
 
 import orjson
 import yaml
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
+from helpers import committed_total
 
 from stream_monitor.config import config_from_dict
 from stream_monitor.contracts.events import PredictionEvent
@@ -215,14 +216,6 @@ class GradualProducer(threading.Thread):
         except BaseException as exc:  # noqa: BLE001 - reported to the test thread
             self.error = exc
 
-
-def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> int:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    try:
-        offs = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
-        return sum(max(0, tp.offset) for tp in offs)
-    finally:
-        c.close()
 
 
 def read_windows(bootstrap: str, topic: str, want: set[str] | None = None, timeout: float = 30

@@ -1,15 +1,12 @@
 """On the real broker: delayed labels on their own topic, performance per window, provisional flags, freshness."""
 from __future__ import annotations
 
-import re
 import threading
-import time
-import urllib.request
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from helpers import sample, scrape, wait_for
 from labelled import CHANGE_AT, START, WINDOW, WINDOWS, labelled_stream, model_config, offline_window_metrics
 from prometheus_client import CollectorRegistry
 
@@ -31,27 +28,7 @@ class FakeClock:
         return self.now
 
 
-def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        return resp.read().decode()
 
-
-def sample(text: str, name: str, **labels: str) -> float | None:
-    for line in text.splitlines():
-        m = re.match(rf"^{re.escape(name)}\{{(.*)\}} (\S+)$", line)
-        if m and all(f'{k}="{v}"' in m.group(1) for k, v in labels.items()):
-            return float(m.group(2))
-    return None
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def settings(bootstrap: str, topics: dict[str, str], **model: Any) -> dict[str, Any]:

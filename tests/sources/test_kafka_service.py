@@ -1,16 +1,24 @@
 """The service end to end on a real Kafka-protocol broker: drift in, alerts, dead letters and metrics out."""
 from __future__ import annotations
 
-import re
 import threading
-import time
-import urllib.request
 from collections import Counter
 
 import pytest
 import yaml
-from confluent_kafka import Consumer, TopicPartition
-from helpers import DRIFT_AFTER, DRIFTED, START, Stream, drifted_stream, monitor_config, write_jsonl
+from helpers import (
+    DRIFT_AFTER,
+    DRIFTED,
+    START,
+    Stream,
+    committed_total,
+    drifted_stream,
+    monitor_config,
+    sample,
+    scrape,
+    wait_for,
+    write_jsonl,
+)
 from prometheus_client import CollectorRegistry
 
 from stream_monitor.cli import main
@@ -18,39 +26,6 @@ from stream_monitor.config import config_from_dict
 from stream_monitor.contracts.alerts import AlertEvent
 from stream_monitor.service import MonitorService
 from stream_monitor.testing import consume_all, produce_all, unique_name
-
-
-def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        return resp.read().decode()
-
-
-def sample(text: str, name: str, **labels: str) -> float | None:
-    """The value of the first sample of `name` whose labels include `labels`."""
-    for line in text.splitlines():
-        m = re.match(rf"^{re.escape(name)}\{{(.*)\}} (\S+)$", line)
-        if m and all(f'{k}="{v}"' in m.group(1) for k, v in labels.items()):
-            return float(m.group(2))
-    return None
-
-
-def wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def committed(bootstrap: str, group: str, topic: str, partitions: int) -> int:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    try:
-        offs = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
-        return sum(max(0, tp.offset) for tp in offs)
-    finally:
-        c.close()
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +102,7 @@ def test_service_detects_injected_drift_on_a_real_broker(kafka_bootstrap, topic_
     assert sample(text, "stream_monitor_reference_info", reference_version=ref_id) == 1.0
 
     # Offsets committed on shutdown cover everything consumed.
-    assert committed(kafka_bootstrap, group, preds, 2) == len(stream.messages)
+    assert committed_total(kafka_bootstrap, group, preds, 2) == len(stream.messages)
 
     # Replay of the same input gives the same alerts, with the same ids.
     config_path = tmp_path / "monitor.yaml"
