@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         from bench import broker_e2e
 
         try:
-            result["broker"] = broker_e2e.run(p["broker"], window_seconds, result.get("inprocess"))
+            result["broker"] = broker_e2e.run(p["broker"], window_seconds, result.get("inprocess"),
+                                                  runs=p["runs"])
         except Exception as exc:  # noqa: BLE001 - no embedded broker here: report it, keep the rest
             result["broker"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
     if "memory" not in args.skip:

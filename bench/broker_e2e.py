@@ -1,74 +1,173 @@
-"""Section 3: end to end through the embedded broker: produce N events while the service consumes them."""
+"""Section 3: end to end through the embedded broker, against the same events in-process, run by run.
+
+Each run starts a fresh embedded broker, produces the N events to a fresh topic and
+*then* starts the service (so the producer does not compete for the two cores while
+consumption is measured), and times from the first processed event to the last. The
+in-process baseline is the same ``Pipeline`` on the same messages in the service's
+batch size, with sinks that keep nothing; it runs right after each broker run, so each
+ratio compares runs made under the same machine load. Where the time goes comes from
+CPU counters read over the measured interval: the service's thread, the rest of this
+process (librdkafka's threads), and the broker process, plus the pipeline's own wall
+time (its batch histogram).
+"""
 from __future__ import annotations
 
+import gc
+import os
+import statistics
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
 from bench import stream
+from bench.inprocess import pipeline as inprocess_pipeline
 from stream_monitor.broker import EmbeddedBroker, create_topics
+from stream_monitor.config import MonitorConfig
 from stream_monitor.service import MonitorService
+from stream_monitor.sinks.base import RawRecord
 from stream_monitor.testing import unique_name
 
+_TICK = os.sysconf("SC_CLK_TCK")
 
-def _produce(bootstrap: str, topic: str, messages: list[bytes], done: dict[str, float]) -> None:
+
+def _cpu_s(stat: Path) -> float:
+    """utime + stime of a /proc stat file, in seconds (0 when it is gone)."""
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _produce(bootstrap: str, topic: str, messages: list[bytes]) -> float:
+    """Produce every message and wait for delivery; returns the produce rate (events/s)."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.num.messages": 10000,
                          "queue.buffering.max.messages": 1_000_000})
+    t = time.perf_counter()
     for m in messages:
         while True:
             try:
-                producer.produce(topic, value=m, key=b"bench-model")
+                producer.produce(topic, value=m, key=stream.MODEL_ID.encode())
                 break
             except BufferError:
                 producer.poll(0.01)
-    producer.flush(60)
-    done["produced"] = time.perf_counter()
+    if producer.flush(120) != 0:
+        raise RuntimeError("the benchmark's input was not delivered")
+    return len(messages) / (time.perf_counter() - t)
 
 
-def run(n_events: int, window_seconds: float, in_process: dict[str, Any] | None) -> dict[str, Any]:
-    messages = stream.json_messages(stream.block(0, n_events, n_events))
+def _config(bootstrap: str, topic: str, window_seconds: float, settings: dict[str, Any] | None,
+            batch_size: int | None = None) -> MonitorConfig:
+    kafka: dict[str, Any] = {"bootstrap_servers": bootstrap, "group_id": unique_name("g")}
+    if settings:
+        kafka["settings"] = settings
+    cfg = stream.config(window_seconds, kafka=kafka, topics={"predictions": topic, "alerts": topic + ".alerts",
+                                                             "dead_letter": topic + ".dlq"})
+    cfg.service.poll_timeout_seconds = 0.05
+    if batch_size is not None:
+        cfg.service.batch_size = batch_size
+    return cfg
+
+
+def broker_once(messages: list[bytes], window_seconds: float, settings: dict[str, Any] | None = None,
+                batch_size: int | None = None) -> dict[str, Any]:
+    """One run: fresh broker and topic, produce everything, then time the service consuming it."""
+    n = len(messages)
     with EmbeddedBroker() as broker:
         bootstrap = broker.bootstrap_servers
         topic = unique_name("bench")
         create_topics(bootstrap, {topic: 1, topic + ".alerts": 1, topic + ".dlq": 1})
-        cfg = stream.config(window_seconds, kafka={"bootstrap_servers": bootstrap, "group_id": unique_name("g")},
-                            topics={"predictions": topic, "alerts": topic + ".alerts",
-                                    "dead_letter": topic + ".dlq"})
-        cfg.service.poll_timeout_seconds = 0.05
+        produce_rate = _produce(bootstrap, topic, messages)
+        cfg = _config(bootstrap, topic, window_seconds, settings, batch_size)
         service = MonitorService(cfg, registry=CollectorRegistry())
         totals = service.pipeline.totals
+        batch_sum = service.metrics.batch_seconds
+        broker_stat = Path(f"/proc/{broker.process.pid}/stat") if broker.process else Path("/nonexistent")
         stop = threading.Event()
-        done: dict[str, float] = {}
-        lag_max = 0
-        started = time.perf_counter()
-        producer = threading.Thread(target=_produce, args=(bootstrap, topic, messages, done), daemon=True)
-        producer.start()
         consumer = threading.Thread(target=service.run, args=(stop,), daemon=True)
+        gc.collect()
         consumer.start()
-        first = None
+        thread_stat = Path(f"/proc/self/task/{consumer.native_id}/stat")
+        first: tuple[float, int, float, float, float, float] | None = None
+        done = 0
         deadline = time.monotonic() + 600
-        while sum(totals.processed.values()) + sum(totals.late.values()) < n_events and time.monotonic() < deadline:
-            n = sum(totals.processed.values())
-            if first is None and n:
-                first = time.perf_counter()
-            produced_so_far = n_events if "produced" in done else None
-            if produced_so_far:
-                lag_max = max(lag_max, produced_so_far - n)
-            time.sleep(0.005)
-        finished = time.perf_counter()
+        while done < n and time.monotonic() < deadline:
+            done = sum(totals.processed.values()) + sum(totals.late.values())
+            if first is None and done:
+                first = (time.perf_counter(), done, time.process_time(), _cpu_s(thread_stat), _cpu_s(broker_stat),
+                         _sum(batch_sum))
+            time.sleep(0.01)  # (measurement error <= 10 ms of seconds; a tighter poll takes the GIL more)
+        end = (time.perf_counter(), done, time.process_time(), _cpu_s(thread_stat), _cpu_s(broker_stat),
+               _sum(batch_sum))
         stop.set()
         consumer.join(30)
-        producer.join(30)
-    processed = sum(totals.processed.values())
-    drained_after_produce = finished - done.get("produced", finished)
-    res = {"events": n_events, "processed": processed,
-           "events_per_s": processed / (finished - (first or started)),
-           "wall_s": finished - started,
-           "lag_s_after_last_produced": max(0.0, drained_after_produce),
-           "max_backlog_events_after_produce": lag_max}
+    if first is None or done < n:
+        raise RuntimeError(f"the service processed {done} of {n} events")
+    wall = end[0] - first[0]
+    events = end[1] - first[1]
+    per_event_us = {  # CPU (or wall, for the pipeline) per event over the measured interval
+        "service_thread_cpu": (end[3] - first[3]) / events * 1e6,
+        "process_cpu": (end[2] - first[2]) / events * 1e6,
+        "broker_cpu": (end[4] - first[4]) / events * 1e6,
+        "pipeline_wall": (end[5] - first[5]) / events * 1e6,
+        "wall": wall / events * 1e6,
+    }
+    return {"events_per_s": events / wall, "produce_events_per_s": produce_rate, "us_per_event": per_event_us,
+            "batch_size": cfg.service.batch_size}
+
+
+def _sum(histogram: Any) -> float:
+    return float(histogram._sum.get())
+
+
+def inprocess_once(messages: list[bytes], window_seconds: float, batch_size: int) -> float:
+    """The same events through the same Pipeline without a broker, in the service's batch size: events/s.
+
+    Timed like the broker run: from the end of the first batch to the end of the last (the
+    service's timing starts at its first processed batch, and it closes no window at the end).
+    """
+    recs = [RawRecord(value=m, key=None, topic="bench", partition=0, offset=i) for i, m in enumerate(messages)]
+    batches = [recs[i:i + batch_size] for i in range(0, len(recs), batch_size)]
+    p = inprocess_pipeline(window_seconds)
+    gc.collect()
+    p.handle(batches[0])
+    t = time.perf_counter()
+    for b in batches[1:]:
+        p.handle(b)
+    return (len(messages) - len(batches[0])) / (time.perf_counter() - t)
+
+
+def run(n_events: int, window_seconds: float, in_process: dict[str, Any] | None = None, runs: int = 3,
+        settings: dict[str, Any] | None = None, batch_size: int | None = None) -> dict[str, Any]:
+    """``runs`` pairs (broker run, in-process run) on the same events; ratios per pair, median and range.
+
+    ``in_process`` (section 1's result) is accepted for the report's cross-check only: the
+    ratio uses the baseline measured here.
+    """
+    messages = stream.json_messages(stream.block(0, n_events, n_events))
+    broker_runs: list[dict[str, Any]] = []
+    base: list[float] = []
+    for _ in range(runs):
+        broker_runs.append(broker_once(messages, window_seconds, settings, batch_size))
+        base.append(inprocess_once(messages, window_seconds, broker_runs[-1]["batch_size"]))
+    rates = [r["events_per_s"] for r in broker_runs]
+    ratios = [r / b for r, b in zip(rates, base, strict=True)]
+    med = statistics.median(rates)
+    res: dict[str, Any] = {
+        "events": n_events, "runs": runs, "processed": n_events,
+        "events_per_s": med, "min": min(rates), "max": max(rates),
+        "spread": (max(rates) - min(rates)) / med if med else 0.0,
+        "in_process_events_per_s": statistics.median(base), "in_process_range": [min(base), max(base)],
+        "vs_in_process_json": statistics.median(ratios), "vs_in_process_range": [min(ratios), max(ratios)],
+        "produce_events_per_s": statistics.median(r["produce_events_per_s"] for r in broker_runs),
+        "us_per_event": {k: statistics.median(r["us_per_event"][k] for r in broker_runs)
+                         for k in broker_runs[0]["us_per_event"]},
+        "batch_size": broker_runs[0]["batch_size"],
+    }
     if in_process:
-        res["vs_in_process_json"] = res["events_per_s"] / in_process["engine_json"]["events_per_s"]
+        res["section1_engine_json_events_per_s"] = in_process["engine_json"]["events_per_s"]
     return res

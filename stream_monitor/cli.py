@@ -145,11 +145,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if broker is not None:
             broker.stop()
     totals = service.pipeline.totals
-    by_severity = Counter(a.severity if a.status == "firing" else "resolved" for a in totals.alerts)
-    closed = Counter(r.role for r in totals.reports)
+    by_severity = service.pipeline.alert_counts  # counts over the run (totals keeps only recent alerts)
+    closed = service.pipeline.windows_closed
     print(f"\nsummary: produced {sum(produced.values())} ({produced['malformed']} malformed); "
           f"processed {sum(totals.processed.values())} events, dead-lettered {service.pipeline.rejected}; "
-          f"windows closed {len(totals.reports)} ({closed['reference']} reference, {closed['evaluated']} evaluated); "
+          f"windows closed {closed.total()} ({closed['reference']} reference, {closed['evaluated']} evaluated); "
           f"alerts: " + (", ".join(f"{n} {s}" for s, n in sorted(by_severity.items())) or "none"), flush=True)
     return 0
 
@@ -288,7 +288,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     print(f"calibrating {len(model.rules)} rule(s) of {model.model_id} against {reference.profile_id} "
           f"({args.draws} bootstrap windows per feature) ...", file=sys.stderr, flush=True)
     progress = progress_for(args, "calibrate", "bootstrap windows",
-                            total=planned_draws(model, reference, args.draws))
+                            total=planned_draws(model, reference, args.draws, args.window_events))
     calibrated = calibrate_model(model, reference, window_events=args.window_events, target_rate=args.target_rate,
                                  draws=args.draws, seed=args.seed, fdr=not args.no_fdr, progress=progress.add)
     progress.done()

@@ -71,8 +71,8 @@ class ColumnBatch:
         return int(self.ts_ms.size)
 
     def take(self, idx: np.ndarray) -> ColumnBatch:
-        """The rows at ``idx`` (ascending), as a new batch."""
-        if idx.size == len(self):
+        """The rows at ``idx``, in that order, as a new batch (``self`` when ``idx`` is every row in order)."""
+        if idx.size == len(self) and (not idx.size or (idx[0] == 0 and bool(np.all(np.diff(idx) == 1)))):
             return self
         pick = itemgetter(*idx.tolist()) if idx.size else None
 
@@ -198,10 +198,10 @@ def columns_from_rows(
     embedding = {name: list(map(methodcaller("get", name), feats)) for name in embedding_names}
     return ColumnBatch(model_id=model_id, ts_ms=ts_ms, versions=versions, numeric=numeric,
                        categorical=categorical, slices=slices, llm=llm, embedding=embedding, event_ids=event_ids,
-                       latency_ms=_optional_numbers(latency), values=_optional_numbers(values))
+                       latency_ms=optional_numbers(latency), values=optional_numbers(values))
 
 
-def _optional_numbers(values: list[Any] | None) -> np.ndarray | None:
+def optional_numbers(values: list[Any] | None) -> np.ndarray | None:
     """A float column (NaN = None), or None when no row has a value."""
     if values is None or all(v is None for v in values):
         return None

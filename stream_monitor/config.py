@@ -122,6 +122,10 @@ class TopicsConfig(_Section):
     decisions: str = "monitor.decisions"
     windows: str | None = Field(default=None, description="One JSON record per closed window, keyed by its "
                                 "deterministic window id (audit trail; None = off).")
+    partials: str = Field(default="monitor.partials", description="Internal topic of spread models "
+                          "(models[].spread): partial pane sketches and source watermarks, keyed by model id so "
+                          "one instance merges each model. Created on start when a model is spread and it is "
+                          "missing; unused otherwise.")
 
 
 class ServiceConfig(_Section):
@@ -245,6 +249,24 @@ class ReferenceConfig(_Section):
     embedding_bandwidth: float | None = Field(default=None, gt=0, description="RBF bandwidth; None: median heuristic.")
 
 
+class SpreadConfig(_Section):
+    """Spread one hot model's events over several input partitions (docs/operations.md, "Spreading a hot model").
+
+    Each owner of an input partition builds the model's panes from its own events and,
+    when its partition's watermark closes a pane, publishes the pane's mergeable
+    sketches to `topics.partials`; the one instance owning the model's partials
+    partition merges them and evaluates each window once every source partition's
+    watermark has passed it. Needs a file reference (`reference.path`: every shard
+    bins against the same edges); online `detectors` and label-joined `performance`
+    need every event in one place and are refused.
+    """
+
+    enabled: bool = Field(default=False, description="Producers may send this model's events to any partition "
+                          "(round-robin, or keyed by something other than the model id).")
+    source_partitions: int | None = Field(default=None, ge=1, description="Partitions of topics.predictions the "
+                                          "merger waits for; None: all partitions of the topic (its metadata).")
+
+
 DEFAULT_ACTIONS: dict[Severity, Action] = {"info": "none", "warning": "warn", "critical": "retrain"}
 
 
@@ -312,6 +334,8 @@ class ModelConfig(_Section):
     quality: QualityConfig = Field(default_factory=QualityConfig, description="Data-quality contracts per feature.")
     freshness: FreshnessConfig = Field(default_factory=FreshnessConfig, description="Silence limits per stream.")
     llm: LLMConfig = Field(default_factory=LLMConfig, description="How the events' llm block is read.")
+    spread: SpreadConfig = Field(default_factory=SpreadConfig, description="Spread a model too hot for one "
+                                 "partition over several, merging partial window sketches (off by default).")
 
     def all_rules(self) -> list[RuleConfig]:
         """Declared rules plus one implied rule per detector (fires on any detection in the window)."""
@@ -339,6 +363,22 @@ class ModelConfig(_Section):
                 raise ValueError(f"rule {r.id!r} names {r.metric!r} but no detector has that id")
         if not self.features and self.reference.path is None:
             raise ValueError("declare `features`, or give `reference.path` so they can be taken from the profile")
+        return self
+
+    @model_validator(mode="after")
+    def _spread_needs_mergeable_state(self) -> ModelConfig:
+        """A spread model's state is built on several instances and merged: only what merges may be in it."""
+        if not self.spread.enabled:
+            return self
+        if self.reference.path is None:
+            raise ValueError("spread.enabled needs reference.path: every partition's shard bins against the same "
+                             "reference edges, and a reference built from the stream would exist only on the merger")
+        if self.detectors:
+            raise ValueError("spread.enabled cannot be combined with detectors: online detectors need every event "
+                             "of the model in order, on one instance")
+        if self.performance is not None:
+            raise ValueError("spread.enabled cannot be combined with performance: the label join needs every "
+                             "prediction of the model on one instance")
         return self
 
 

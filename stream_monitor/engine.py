@@ -262,6 +262,15 @@ class Engine:
         out.extend(outcome_hooks.finish(self))
         return out
 
+    def close_due(self, model_id: str) -> EngineOutput:
+        """Close the windows of one model that its watermark has passed.
+
+        For state merged from elsewhere: the spread merger (:mod:`stream_monitor.spread`)
+        puts the merged panes and the sources' common watermark in the model's monitor,
+        then the windows take the same path as an unspread model's.
+        """
+        return self._close(self.models[model_id], final=False)
+
     def _close(self, mm: ModelMonitor, *, final: bool) -> EngineOutput:
         out = EngineOutput()
         wm = mm.watermark.value

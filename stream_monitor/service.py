@@ -34,11 +34,16 @@ from stream_monitor.sinks.kafka import KafkaAlertSink, KafkaDeadLetterSink, Kafk
 from stream_monitor.sinks.metrics import MonitorMetrics
 from stream_monitor.sources.kafka import KafkaSource
 from stream_monitor.sources.pipeline import Pipeline
+from stream_monitor.spread import KafkaPartialSink, SpreadRuntime, ensure_partials_topic
 
 log = logging.getLogger(__name__)
 
-#: Recent reports / alerts / decisions the running service keeps in `pipeline.totals` (demo summary, tests).
-RETAINED_RESULTS = 10_000
+#: Recent reports / alerts / decisions the running service keeps in `pipeline.totals` (tests, the Python side).
+#: A window report holds every statistic of every feature (~20 kB for 14 features), so this bounds memory:
+#: 10,000 let the hostile soak's RSS grow by ~20 MB over its 1,000 windows (docs/guarantees.md). 200 is
+#: ``service.history_windows``' default, and the engine's history holds the same report objects.
+#: Counts over the whole run are in ``pipeline.windows_closed`` / ``alert_counts`` and the metrics.
+RETAINED_RESULTS = 200
 
 
 #: Hard cap on label sets per metric family at exposition (docs/guarantees.md, promise 6).
@@ -149,9 +154,16 @@ class MonitorService:
             self.audit_log = None
         self.pipeline = Pipeline(self.engine, self.metrics, alerts, dead_letters, FanoutDecisionSink(*decisions),
                                  retain=RETAINED_RESULTS)
+        #: Models spread over several partitions: shards of this instance's partitions, merges of its partials.
+        self.spread: SpreadRuntime | None = None
+        if any(m.spread.enabled for m in config.models):
+            self.spread = SpreadRuntime(self.engine, KafkaPartialSink(self.producer, config.topics.partials),
+                                        self.registry, processed=self.metrics.processed, late=self.metrics.late)
+            self.pipeline.spread = self.spread
         self.store = checkpoint_store(config, self.producer)
         self.checkpointer = Checkpointer(self.engine, self.store, group_id=config.kafka.group_id,
-                                         writer=instance_id(config), lock=self.metrics.lock, registry=self.registry)
+                                         writer=instance_id(config), lock=self.metrics.lock, registry=self.registry,
+                                         extras=self.spread)
         windows = KafkaWindowSink(self.producer, config.topics.windows) if config.topics.windows else None
         self.delivery: Delivery = (ExactlyOnce(self.producer) if config.service.delivery == "exactly_once"
                                    else AtLeastOnce(lambda: self.source.flush_outputs()))
@@ -164,11 +176,17 @@ class MonitorService:
         """Before the first poll: fence an earlier incarnation (exactly-once), make sure checkpoints can be kept."""
         if isinstance(self.delivery, ExactlyOnce):
             self.delivery.init()
-        if isinstance(self.store, KafkaCheckpointStore):
+        if isinstance(self.store, KafkaCheckpointStore) or self.spread is not None:
             topic = self.config.topics.predictions
             meta = AdminClient(self.config.kafka.librdkafka()).list_topics(timeout=10).topics.get(topic)
             partitions = len(meta.partitions) if meta is not None and meta.error is None and meta.partitions else 1
-            self.store.ensure_topic(partitions, create=self.config.checkpoint.create_topic)
+            if isinstance(self.store, KafkaCheckpointStore):
+                self.store.ensure_topic(partitions, create=self.config.checkpoint.create_topic)
+            if self.spread is not None:  # unknown: the mergers wait (and say so) rather than guess
+                self.spread.source_partitions = len(meta.partitions) if meta is not None and meta.partitions else None
+                ensure_partials_topic(self.config.kafka.librdkafka(), self.config.topics.partials,
+                                      min(len(self.spread.models), partitions),
+                                      self.config.checkpoint.max_record_bytes)
 
     def serve_metrics(self) -> int:
         """Start /metrics (and the status page at /); returns the bound port (useful with metrics_port: 0)."""

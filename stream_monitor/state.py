@@ -207,6 +207,8 @@ def state_fingerprint(mm: ModelMonitor) -> str:
              "reference": cfg.reference.model_dump(mode="json", exclude={"path"}),
              "monitor_prediction": cfg.monitor_prediction,
              "numeric": mm.numeric_features, "categorical": mm.categorical_features}
+    if cfg.spread.enabled:  # spread state (shards' panes, the merger's windows) is not an unspread model's
+        shape["spread"] = True
     return hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

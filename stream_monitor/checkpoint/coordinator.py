@@ -15,6 +15,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from threading import Lock
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -28,6 +29,24 @@ from stream_monitor.engine_types import EngineOutput
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
+
+
+class PartitionExtras(Protocol):
+    """State kept per partition beside its models' (the spread models' shards and merges, stream_monitor.spread).
+
+    It travels in the partition's checkpoint record (``state["extras"]``), so it moves
+    and recovers with the partition exactly as the models' state does.
+    """
+
+    def models_of(self, tp: TP) -> list[str]:
+        """Engine models whose state belongs to `tp` although no event of theirs was read from it."""
+        ...
+
+    def snapshot(self, tp: TP) -> dict[str, Any] | None: ...
+
+    def restore(self, tp: TP, data: dict[str, Any] | None) -> None: ...
+
+    def release(self, tps: Sequence[TP]) -> None: ...
 
 
 class CheckpointMetrics:
@@ -55,8 +74,9 @@ class Checkpointer:
     """Snapshots and restores the engine per input partition; the Kafka source drives it."""
 
     def __init__(self, engine: Engine, store: CheckpointStore | None, *, group_id: str, writer: str,
-                 lock: Lock, registry: CollectorRegistry) -> None:
+                 lock: Lock, registry: CollectorRegistry, extras: PartitionExtras | None = None) -> None:
         self.engine = engine
+        self.extras = extras
         self.store = store
         self.group_id = group_id
         self.writer = writer
@@ -97,6 +117,9 @@ class Checkpointer:
                     self._warned_conflict.add((mid, tp))
                     log.warning("model %s has events on %s[%d] but lives on %s[%d]; key events by model id, or "
                                 "its state will not follow a rebalance correctly", mid, tp[0], tp[1], *owner)
+        if self.extras is not None:
+            for mid in self.extras.models_of(tp):
+                self.owner.setdefault(mid, tp)
         self.metrics.owned_models.set(len(self.owner))
 
     # -- checkpoint -------------------------------------------------------------------------
@@ -105,9 +128,16 @@ class Checkpointer:
         """Checkpoint records for the dirty partitions among `offsets` (next offset per partition)."""
         owned = self.models_of(offsets)
         with self.lock:
-            return [PartitionCheckpoint(self.group_id, tp[0], tp[1], offsets[tp],
-                                        state.snapshot_models(self.engine, owned.get(tp, [])), writer=self.writer)
+            return [PartitionCheckpoint(self.group_id, tp[0], tp[1], offsets[tp], self._document(tp, owned.get(tp, [])),
+                                        writer=self.writer)
                     for tp in sorted(offsets) if tp in self.dirty]
+
+    def _document(self, tp: TP, models: list[str]) -> dict[str, Any]:
+        doc = state.snapshot_models(self.engine, models)
+        extra = self.extras.snapshot(tp) if self.extras is not None else None
+        if extra is not None:
+            doc["extras"] = extra
+        return doc
 
     def write(self, checkpoints: Sequence[PartitionCheckpoint], *, in_transaction: bool = False) -> None:
         """Durably write (or add to the open transaction); raises CheckpointError, and then nothing is committed."""
@@ -159,6 +189,11 @@ class Checkpointer:
                                                                              if o != tp])
             for mid in restored:
                 self.owner[mid] = tp
+            if self.extras is not None:
+                with self.lock:
+                    self.extras.restore(tp, cp.state.get("extras"))
+                for mid in self.extras.models_of(tp):
+                    self.owner.setdefault(mid, tp)
             start[tp] = cp.offset
             result = "restored"
             if c is not None and c >= 0 and c != cp.offset:
@@ -182,5 +217,7 @@ class Checkpointer:
                     if self.store is not None:  # without a store, keeping the state is the lesser loss
                         state.reset_model(self.engine, mid, self._initial.get(mid), self._pristine[mid])
                     del self.owner[mid]
+            if self.extras is not None and self.store is not None:
+                self.extras.release(sorted(gone))
         self.dirty -= gone
         self.metrics.owned_models.set(len(self.owner))

@@ -38,6 +38,7 @@ from stream_monitor.contracts.fastdecode import (
     _features,
     _llm,
 )
+from stream_monitor.contracts.typed import TypedDecoder
 from stream_monitor.errors import EventRejected
 from stream_monitor.window_state import PREDICTION_SCORE
 
@@ -127,11 +128,17 @@ class RecordDecoder:
 
     def __init__(self, fast: FastDecoder, features: dict[str, tuple[list[str], list[str]]],
                  batch_decoder: Callable[[bytes, Any, Any], ColumnBatch] | None = None,
-                 embedding_features: dict[str, list[str]] | None = None) -> None:
+                 embedding_features: dict[str, list[str]] | None = None, typed: bool = True) -> None:
         self.fast = fast
         self.features = features
         self.batch_decoder = batch_decoder
         self.embedding_features = embedding_features or {}
+        #: The one-pass typed path (:mod:`.typed`) tried first on every batch; None to use only the general path.
+        self.typed: TypedDecoder | None = None
+        if typed:
+            self.typed = TypedDecoder(
+                {mid: (num, cat, self.embedding_features.get(mid, []), fast.feature_kinds.get(mid, {}))
+                 for mid, (num, cat) in features.items()}, fast.max_bytes)
 
     @classmethod
     def for_engine(cls, engine: Engine) -> RecordDecoder:
@@ -208,6 +215,39 @@ class RecordDecoder:
 
     def decode(self, values: Sequence[bytes | None]) -> DecodedRecords:
         out = DecodedRecords()
+        segments: list[tuple[np.ndarray, ColumnBatch]] = []
+        rest: Sequence[int] | None = None
+        if self.typed is not None:
+            segments, rest = self.typed.decode(values)
+        if rest is None or len(rest) == len(values):
+            segments += self._general(values, out)
+        elif rest:
+            at = np.asarray(rest)
+            sub = DecodedRecords()
+            segments += [(at[pos], b) for pos, b in self._general([values[i] for i in rest], sub)]
+            out.rejected = [(rest[i], err) for i, err in sub.rejected]
+        by_model: dict[str, list[tuple[np.ndarray, ColumnBatch]]] = {}
+        for at, b in segments:
+            if len(b):
+                by_model.setdefault(b.model_id, []).append((at, b))
+        for parts in by_model.values():
+            batch = ColumnBatch.concat([b for _, b in parts])
+            if len(parts) > 1:
+                at = np.concatenate([a for a, _ in parts])
+                if np.any(np.diff(at) < 0):
+                    batch = batch.take(np.argsort(at, kind="stable"))
+            out.batches.append(batch)
+            out.valid += len(batch)
+            newest = int(batch.ts_ms.max())
+            out.newest_ms = newest if out.newest_ms is None else max(out.newest_ms, newest)
+        out.rejected.sort(key=itemgetter(0))
+        return out
+
+    def _general(self, values: Sequence[bytes | None], out: DecodedRecords) -> list[tuple[np.ndarray, ColumnBatch]]:
+        """Every record shape: orjson, the batch-wide checks, the per-event path for doubtful rows, batch messages.
+
+        Rejections go to ``out.rejected``; returns the column batches with each row's index in ``values``.
+        """
         doubt: list[int] = []
         objs, pos = self._parse(values, doubt, out)
         rows = _Rows(objs, pos, doubt)
@@ -233,22 +273,7 @@ class RecordDecoder:
                 out.rejected.append((i, err))
             else:
                 segments.append((np.full(len(b), i), b))
-        by_model: dict[str, list[tuple[np.ndarray, ColumnBatch]]] = {}
-        for at, b in segments:
-            if len(b):
-                by_model.setdefault(b.model_id, []).append((at, b))
-        for parts in by_model.values():
-            batch = ColumnBatch.concat([b for _, b in parts])
-            if len(parts) > 1:
-                at = np.concatenate([a for a, _ in parts])
-                if np.any(np.diff(at) < 0):
-                    batch = batch.take(np.argsort(at, kind="stable"))
-            out.batches.append(batch)
-            out.valid += len(batch)
-            newest = int(batch.ts_ms.max())
-            out.newest_ms = newest if out.newest_ms is None else max(out.newest_ms, newest)
-        out.rejected.sort(key=itemgetter(0))
-        return out
+        return segments
 
     def _check(self, rows: _Rows) -> None:
         """Narrow ``rows`` to those that surely satisfy the contract; the rest become doubtful."""

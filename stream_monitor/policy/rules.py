@@ -17,7 +17,7 @@ from typing import Any
 from stream_monitor.config import RuleConfig
 from stream_monitor.contracts.alerts import SEVERITY_ORDER
 from stream_monitor.engine_types import FeatureResult, WindowReport
-from stream_monitor.policy.calibration import null_p_value
+from stream_monitor.policy.calibration import null_p_value, size_factor
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
@@ -58,19 +58,29 @@ def _calibrated(rule: RuleConfig, feature: str, slice_key: str | None) -> dict[s
     return dict(per_feature.get(feature, {}))
 
 
-def thresholds_for(rule: RuleConfig, feature: str, slice_key: str | None = None) -> dict[str, float]:
-    """Calibrated per-feature (and per-slice) thresholds when `calibrate` wrote them, else the rule's own."""
-    calibrated = _calibrated(rule, feature, slice_key).get("thresholds")
-    return {str(k): float(v) for k, v in (calibrated or rule.thresholds).items()}
+def thresholds_for(rule: RuleConfig, feature: str, slice_key: str | None = None,
+                   n: int | None = None) -> dict[str, float]:
+    """Calibrated per-feature (and per-slice) thresholds when `calibrate` wrote them, else the rule's own.
+
+    Calibrated thresholds hold at the window size they were calibrated for; a window of n
+    events gets them rescaled to n (see :func:`stream_monitor.policy.calibration.size_factor`).
+    """
+    entry = _calibrated(rule, feature, slice_key)
+    calibrated = entry.get("thresholds")
+    if not calibrated:
+        return {str(k): float(v) for k, v in rule.thresholds.items()}
+    factor = size_factor(entry, n)
+    return {str(k): float(v) * factor for k, v in calibrated.items()}
 
 
-def empirical_p_value(rule: RuleConfig, feature: str, value: float, slice_key: str | None = None) -> float | None:
-    """P(statistic >= value | no drift), from the metric itself or the calibrated null sample."""
+def empirical_p_value(rule: RuleConfig, feature: str, value: float, slice_key: str | None = None,
+                      n: int | None = None) -> float | None:
+    """P(statistic >= value | no drift), from the metric itself or the calibrated null law."""
     if rule.metric in P_VALUE_METRICS:
         return value
     fitted = _calibrated(rule, feature, slice_key)
-    if "shape" in fitted and not rule.comparison.startswith("<"):
-        return null_p_value(fitted, value)
+    if ("null_model" in fitted or "shape" in fitted) and not rule.comparison.startswith("<"):
+        return null_p_value(fitted, value, n, (rule.calibration or {}).get("null_models"))
     null = fitted.get("null_sample")
     if not null:
         return None
@@ -83,13 +93,13 @@ def _judge(rule: RuleConfig, feature: str, slice_key: str | None, result: Featur
     if value is None or not math.isfinite(value) or result.n < rule.min_samples:
         return None
     op = _OPS[rule.comparison]
-    thresholds = thresholds_for(rule, feature, slice_key)
+    thresholds = thresholds_for(rule, feature, slice_key, result.n)
     hits = [sev for sev, t in thresholds.items() if op(value, t)]
     severity = max(hits, key=SEVERITY_ORDER.__getitem__) if hits else None
     lowest = min(thresholds, key=SEVERITY_ORDER.__getitem__)
     threshold = thresholds[severity] if severity else thresholds[lowest]
     return Verdict(rule=rule, feature=feature, slice=slice_key, value=value, n=result.n, severity=severity,
-                   threshold=threshold, p_value=empirical_p_value(rule, feature, value, slice_key))
+                   threshold=threshold, p_value=empirical_p_value(rule, feature, value, slice_key, result.n))
 
 
 def verdicts(rule: RuleConfig, report: WindowReport) -> Iterator[Verdict]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from stream_monitor.contracts.decode import EventDecoder
@@ -20,6 +20,7 @@ from stream_monitor.labels.decode import LabelDecoder
 from stream_monitor.sinks.base import AlertSink, DeadLetterSink, RawRecord
 from stream_monitor.sinks.decisions import DecisionSink, NullDecisionSink
 from stream_monitor.sinks.metrics import MonitorMetrics
+from stream_monitor.spread.runtime import SpreadRuntime
 from stream_monitor.windows import from_ms
 
 log = logging.getLogger(__name__)
@@ -43,12 +44,21 @@ class Pipeline:
         #: Retrain / promote / hold / rollback / blocked decisions (topics.decisions, the audit log).
         self.decisions: DecisionSink = decisions if decisions is not None else NullDecisionSink()
         self.totals = EngineOutput()
+        #: Closed windows by role and alerts by severity ("resolved" for resolutions), over the whole run:
+        #: unlike ``totals``' lists these stay exact when ``retain`` trims them.
+        self.windows_closed: Counter[str] = Counter()
+        self.alert_counts: Counter[str] = Counter()
         self.rejected = 0
         #: Records of this topic are label events (delayed ground truth), joined by ``Engine.process_labels``.
         self.labels_topic = engine.config.topics.labels
         self.label_decoder = LabelDecoder(engine.config)
+        #: Spread models (stream_monitor.spread): set by the service when a model has ``spread.enabled``.
+        self.spread: SpreadRuntime | None = None
 
     def handle(self, records: Sequence[RawRecord]) -> EngineOutput:
+        """Records of any topics, in order (replay, the Python API, tests)."""
+        if self.spread is not None and records and self.spread.is_partials(records[0].topic):
+            return self.handle_partials(records)
         if self.labels_topic is not None and any(r.topic == self.labels_topic for r in records):
             predictions = [r for r in records if r.topic != self.labels_topic]
             out = self.handle(predictions) if predictions else EngineOutput()
@@ -57,16 +67,46 @@ class Pipeline:
         started = time.perf_counter()
         for topic, count in Counter(r.topic for r in records).items():
             self.metrics.consumed.labels(topic).inc(count)
-        values = [r.value for r in records]
+        return self._predictions([r.value for r in records], records.__getitem__, started)
+
+    def handle_values(self, topic: str, values: Sequence[bytes | None],
+                      record_at: Callable[[int], RawRecord]) -> EngineOutput:
+        """One topic's raw values in order, as the Kafka source has them: no Python object per message.
+
+        ``record_at(i)`` builds the full record of value ``i`` (key, position, timestamp); it is called only
+        for rejected values, which go to the dead-letter topic with that provenance. Same results as
+        :meth:`handle` on the same records.
+        """
+        started = time.perf_counter()
+        self.metrics.consumed.labels(topic).inc(len(values))
+        if topic == self.labels_topic:
+            return self._labels(values, record_at, started)
+        if self.spread is not None and self.spread.is_partials(topic):  # partial sketches of spread models
+            return self.spread_partials([record_at(i) for i in range(len(values))], started)
+        return self._predictions(values, record_at, started)
+
+    def handle_labels(self, records: Sequence[RawRecord]) -> EngineOutput:
+        """Label events: decode (bad ones to the dead-letter topic), join, emit alerts of re-judged windows."""
+        started = time.perf_counter()
+        for topic, count in Counter(r.topic for r in records).items():
+            self.metrics.consumed.labels(topic).inc(count)
+        return self._labels([r.value for r in records], records.__getitem__, started)
+
+    def _predictions(self, values: Sequence[bytes | None], record_at: Callable[[int], RawRecord],
+                     started: float) -> EngineOutput:
         try:
             decoded = self.records.decode(values)
         except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the stream: go one by one
             log.error("batch decode failed (%s); decoding %d records one by one", type(exc).__name__, len(values))
             decoded = self.records.decode_each(values)
         for i, err in decoded.rejected:
-            self._reject(records[i], err)
+            self._reject(record_at(i), err)
         with self.metrics.lock:
-            out = self.engine.process_columns(decoded.batches)
+            batches = decoded.batches
+            if self.spread is not None and values:  # one partition's records (the Kafka source's contract)
+                first = record_at(0)
+                batches = self.spread.shard((first.topic, first.partition), batches)
+            out = self.engine.process_columns(batches)
         self._emit(out)
         if decoded.newest_ms is not None:
             lag = (datetime.now(UTC) - from_ms(decoded.newest_ms)).total_seconds()
@@ -75,16 +115,27 @@ class Pipeline:
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         return out
 
-    def handle_labels(self, records: Sequence[RawRecord]) -> EngineOutput:
-        """Label events: decode (bad ones to the dead-letter topic), join, emit alerts of re-judged windows."""
-        started = time.perf_counter()
-        for topic, count in Counter(r.topic for r in records).items():
-            self.metrics.consumed.labels(topic).inc(count)
-        labels, rejected = self.label_decoder.decode_all([r.value for r in records])
+    def _labels(self, values: Sequence[bytes | None], record_at: Callable[[int], RawRecord],
+                started: float) -> EngineOutput:
+        labels, rejected = self.label_decoder.decode_all(values)
         for i, err in rejected:
-            self._reject(records[i], err)
+            self._reject(record_at(i), err)
         with self.metrics.lock:
             out = self.engine.process_labels(labels)
+        self._emit(out)
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        return out
+
+    def handle_partials(self, records: Sequence[RawRecord]) -> EngineOutput:
+        """Partial window sketches of spread models: merge, and evaluate the windows all sources have passed."""
+        started = time.perf_counter()
+        self.metrics.consumed.labels(records[0].topic).inc(len(records))
+        return self.spread_partials(records, started)
+
+    def spread_partials(self, records: Sequence[RawRecord], started: float) -> EngineOutput:
+        assert self.spread is not None
+        with self.metrics.lock:
+            out = self.spread.merge(records)
         self._emit(out)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         return out
@@ -98,7 +149,8 @@ class Pipeline:
 
     def flush(self) -> int:
         """Confirm delivery of everything emitted so far; the source commits offsets only after this."""
-        return self.alerts.flush() + self.dead_letters.flush() + self.decisions.flush()
+        spread = self.spread.flush() if self.spread is not None else 0
+        return self.alerts.flush() + self.dead_letters.flush() + self.decisions.flush() + spread
 
     def tick(self, now: datetime | None = None) -> EngineOutput:
         """Time-driven outputs (schedules, freshness): the Kafka source calls it every poll, replay with the
@@ -120,6 +172,8 @@ class Pipeline:
             self.decisions.publish(decision)
         self.metrics.record(out)
         self.totals.extend(out)
+        self.windows_closed.update(r.role for r in out.reports)
+        self.alert_counts.update(a.severity if a.status == "firing" else "resolved" for a in out.alerts)
         if self.retain is not None:
-            for kept in (self.totals.reports, self.totals.alerts, self.totals.decisions):
+            for kept in (self.totals.reports, self.totals.alerts, self.totals.decisions, self.totals.updates):
                 del kept[: max(0, len(kept) - self.retain)]
