@@ -7,12 +7,15 @@ names fields and positions, never values: it ends up in headers and logs.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from stream_monitor.config import MonitorConfig
 from stream_monitor.contracts.events import PredictionEvent
 from stream_monitor.errors import EventRejected
+
+C = TypeVar("C", bound=BaseModel)
 
 REJECT_REASONS = ("oversized", "bad_json", "non_finite", "schema", "unknown_model", "wrong_type")
 
@@ -33,6 +36,18 @@ def _describe(exc: ValidationError) -> tuple[str, str]:
     return "schema", "; ".join(f"{loc}: {msg}" for loc, msg in list(seen.items())[:5])
 
 
+def validate_json(contract: type[C], raw: bytes | None, max_bytes: int) -> C:
+    """One message against a contract: tombstones, oversized records and schema errors become rejections."""
+    if raw is None:
+        raise EventRejected("schema", "empty message (tombstone)")
+    if len(raw) > max_bytes:
+        raise EventRejected("oversized", f"{len(raw)} bytes > service.max_event_bytes={max_bytes}")
+    try:
+        return contract.model_validate_json(raw)
+    except ValidationError as exc:
+        raise EventRejected(*_describe(exc)) from None
+
+
 class EventDecoder:
     """Validates raw prediction events against the contract and the configured models' feature types."""
 
@@ -41,14 +56,7 @@ class EventDecoder:
         self.feature_kinds = feature_kinds
 
     def decode(self, raw: bytes | None) -> PredictionEvent:
-        if raw is None:
-            raise EventRejected("schema", "empty message (tombstone)")
-        if len(raw) > self.max_bytes:
-            raise EventRejected("oversized", f"{len(raw)} bytes > service.max_event_bytes={self.max_bytes}")
-        try:
-            event = PredictionEvent.model_validate_json(raw)
-        except ValidationError as exc:
-            raise EventRejected(*_describe(exc)) from None
+        event = validate_json(PredictionEvent, raw, self.max_bytes)
         kinds = self.feature_kinds.get(event.model_id)
         if kinds is None:
             raise EventRejected("unknown_model", f"model_id {event.model_id!r} is not configured")

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import ValidationError
-
 from stream_monitor.config import MonitorConfig
-from stream_monitor.contracts.decode import _describe
+from stream_monitor.contracts.decode import validate_json
 from stream_monitor.contracts.events import LabelEvent
 from stream_monitor.errors import EventRejected
 
@@ -23,14 +21,7 @@ class LabelDecoder:
         self.models = {m.model_id for m in config.models}
 
     def decode(self, raw: bytes | None) -> LabelEvent:
-        if raw is None:
-            raise EventRejected("schema", "empty message (tombstone)")
-        if len(raw) > self.max_bytes:
-            raise EventRejected("oversized", f"{len(raw)} bytes > service.max_event_bytes={self.max_bytes}")
-        try:
-            event = LabelEvent.model_validate_json(raw)
-        except ValidationError as exc:
-            raise EventRejected(*_describe(exc)) from None
+        event = validate_json(LabelEvent, raw, self.max_bytes)
         if event.model_id not in self.models:
             raise EventRejected("unknown_model", f"model_id {event.model_id!r} is not configured")
         return event

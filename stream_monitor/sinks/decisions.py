@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Protocol
@@ -18,7 +17,7 @@ from typing import IO, Protocol
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from stream_monitor.contracts.decisions import DecisionEvent
-from stream_monitor.sinks.kafka import _DeliveryTracker
+from stream_monitor.sinks.kafka import OncePublisher
 
 log = logging.getLogger(__name__)
 
@@ -58,25 +57,17 @@ class KafkaDecisionSink:
 
     def __init__(self, producer: Producer, topic: str, remember: int = 100_000) -> None:
         self.topic = topic
-        self.tracker = _DeliveryTracker(producer)
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._remember = remember
+        self.once = OncePublisher(producer, topic, remember)
 
     def publish(self, decision: DecisionEvent) -> None:
-        if decision.decision_id in self._seen:
-            return
-        self._seen[decision.decision_id] = None
-        if len(self._seen) > self._remember:
-            self._seen.popitem(last=False)
-        self.tracker.produce(topic=self.topic, key=decision.decision_id.encode(),
-                             value=decision.model_dump_json().encode(),
-                             headers={"sm.type": decision.type, "sm.model_id": decision.model_id,
-                                      "sm.source": decision.source})
-        log.info("decision %s model=%s type=%s policy=%s", decision.decision_id, decision.model_id, decision.type,
-                 decision.policy_id)
+        if self.once.publish(decision.decision_id, decision.model_dump_json().encode(),
+                             {"sm.type": decision.type, "sm.model_id": decision.model_id,
+                              "sm.source": decision.source}):
+            log.info("decision %s model=%s type=%s policy=%s", decision.decision_id, decision.model_id,
+                     decision.type, decision.policy_id)
 
     def flush(self) -> int:
-        return self.tracker.flush()
+        return self.once.flush()
 
 
 class JsonlDecisionSink:

@@ -23,7 +23,7 @@ from stream_monitor.sinks.base import RawRecord
 log = logging.getLogger(__name__)
 
 
-class _DeliveryTracker:
+class DeliveryTracker:
     def __init__(self, producer: Producer) -> None:
         self.producer = producer
         self.failed = 0
@@ -47,34 +47,54 @@ class _DeliveryTracker:
                 self.producer.poll(0.1)  # local queue full: let deliveries drain, then retry
 
 
-class KafkaAlertSink:
-    """Publishes alerts as JSON; an id already published by this process is not published again."""
+class OncePublisher:
+    """Produces records keyed by a deterministic id, each id at most once per process (the last `remember`).
+
+    Restarts and replays produce the same ids again; this keeps a process from sending one twice,
+    and readers deduplicate across restarts by the key.
+    """
 
     def __init__(self, producer: Producer, topic: str, remember: int = 100_000) -> None:
         self.topic = topic
-        self.tracker = _DeliveryTracker(producer)
+        self.tracker = DeliveryTracker(producer)
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._remember = remember
 
-    def publish(self, alert: AlertEvent) -> None:
-        if alert.alert_id in self._seen:
-            return
-        self._seen[alert.alert_id] = None
+    def publish(self, record_id: str, value: bytes, headers: dict[str, str]) -> bool:
+        """Produce unless this id was already published; whether it was produced."""
+        if record_id in self._seen:
+            return False
+        self._seen[record_id] = None
         if len(self._seen) > self._remember:
             self._seen.popitem(last=False)
-        self.tracker.produce(topic=self.topic, key=alert.alert_id.encode(), value=alert.model_dump_json().encode(),
-                             headers={"sm.kind": alert.kind, "sm.severity": alert.severity})
-        log.info("alert %s model=%s feature=%s severity=%s", alert.alert_id, alert.model_id, alert.feature,
-                 alert.severity)
+        self.tracker.produce(topic=self.topic, key=record_id.encode(), value=value, headers=headers)
+        return True
 
     def flush(self) -> int:
         return self.tracker.flush()
 
 
+class KafkaAlertSink:
+    """Publishes alerts as JSON, key = alert_id; an id already published by this process is not published again."""
+
+    def __init__(self, producer: Producer, topic: str, remember: int = 100_000) -> None:
+        self.topic = topic
+        self.once = OncePublisher(producer, topic, remember)
+
+    def publish(self, alert: AlertEvent) -> None:
+        if self.once.publish(alert.alert_id, alert.model_dump_json().encode(),
+                             {"sm.kind": alert.kind, "sm.severity": alert.severity}):
+            log.info("alert %s model=%s feature=%s severity=%s", alert.alert_id, alert.model_id, alert.feature,
+                     alert.severity)
+
+    def flush(self) -> int:
+        return self.once.flush()
+
+
 class KafkaDeadLetterSink:
     def __init__(self, producer: Producer, topic: str, max_payload_bytes: int = 900_000) -> None:
         self.topic = topic
-        self.tracker = _DeliveryTracker(producer)
+        self.tracker = DeliveryTracker(producer)
         self.max_payload_bytes = max_payload_bytes
 
     def send(self, record: RawRecord, error: EventRejected) -> None:
@@ -116,7 +136,7 @@ class KafkaWindowSink:
 
     def __init__(self, producer: Producer, topic: str) -> None:
         self.topic = topic
-        self.tracker = _DeliveryTracker(producer)
+        self.tracker = DeliveryTracker(producer)
 
     def publish(self, report: WindowReport) -> None:
         self.tracker.produce(topic=self.topic, key=window_id_for(report).encode(), value=window_record(report),

@@ -32,7 +32,7 @@ from stream_monitor.engine_types import EngineOutput
 from stream_monitor.errors import StreamMonitorError
 from stream_monitor.performance import hooks as outcome_hooks
 from stream_monitor.sinks.base import RawRecord
-from stream_monitor.sinks.kafka import _DeliveryTracker
+from stream_monitor.sinks.kafka import DeliveryTracker
 from stream_monitor.spread.merger import Merge
 from stream_monitor.spread.records import PartialError, PartialRecord, source_key
 from stream_monitor.spread.shard import Shard
@@ -72,7 +72,7 @@ class KafkaPartialSink(PartialSink):
 
     def __init__(self, producer: Producer, topic: str) -> None:
         self.topic = topic
-        self.tracker = _DeliveryTracker(producer)
+        self.tracker = DeliveryTracker(producer)
 
     def publish(self, record: PartialRecord) -> int:
         value = record.encode()

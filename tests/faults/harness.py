@@ -24,7 +24,7 @@ import yaml
 from confluent_kafka import Producer
 from helpers import committed_total
 
-from stream_monitor.config import config_from_dict
+from stream_monitor.config import MonitorConfig, config_from_dict
 from stream_monitor.contracts.events import PredictionEvent
 from stream_monitor.engine import Engine
 from stream_monitor.simulate import TrafficSimulator, demo_model_config
@@ -65,17 +65,8 @@ class Scenario:
 
     def references(self, directory: Path) -> dict[str, Path]:
         """One file reference per model, from drift-free traffic of the day before."""
-        out: dict[str, Path] = {}
         cfg = config_from_dict({"models": [self.model_config(m, None) for m in self.model_ids()]})
-        engine = Engine(cfg)
-        for i, mid in enumerate(self.model_ids()):
-            sim = TrafficSimulator(model_id=mid, seed=self.seed * 1000 + i)
-            events = (PredictionEvent.model_validate_json(v)
-                      for _k, v, _b in sim.messages(START - timedelta(days=1), 3000, self.rate))
-            path = directory / f"reference-{mid}.json"
-            engine.build_reference(mid, events, source=f"file:{path.name}").save(path)
-            out[mid] = path
-        return out
+        return file_references(cfg, self.model_ids(), directory, seed=self.seed, rate=self.rate, events=3000)
 
     def model_config(self, model_id: str, reference: Path | None) -> dict[str, Any]:
         model = demo_model_config(model_id=model_id, window_seconds=self.window_seconds, reference_windows=1)
@@ -83,6 +74,21 @@ class Scenario:
         if reference is not None:
             model["reference"] = {"path": str(reference)}
         return model
+
+
+def file_references(config: MonitorConfig, model_ids: Sequence[str], directory: Path, *, seed: int,
+                    rate: float, events: int) -> dict[str, Path]:
+    """A reference file per model, from `events` drift-free simulated events of the day before START."""
+    engine = Engine(config)
+    out: dict[str, Path] = {}
+    for i, mid in enumerate(model_ids):
+        sim = TrafficSimulator(model_id=mid, seed=seed * 1000 + i)
+        stream = (PredictionEvent.model_validate_json(v)
+                  for _k, v, _b in sim.messages(START - timedelta(days=1), events, rate))
+        path = directory / f"reference-{mid}.json"
+        engine.build_reference(mid, stream, source=f"file:{path.name}").save(path)
+        out[mid] = path
+    return out
 
 
 @dataclass

@@ -44,6 +44,15 @@ class SoakReport:
     log_has_canary: bool = False
     unknown_ids_in_metrics: int = 0
     seconds: float = 0.0
+    produce_seconds: float = 0.0
+
+    def rss_at(self) -> dict[str, float]:
+        """RSS (MB) at the start and at 25/50/75/100% of the produce phase (the nearest sample)."""
+        out: dict[str, float] = {}
+        for q in (0, 25, 50, 75, 100):
+            t = self.produce_seconds * q / 100
+            out[f"{q}%"] = round(min(self.rss_kb, key=lambda s: abs(s[0] - t))[1] / 1024, 1)
+        return out
 
     def rss_summary(self) -> dict[str, float]:
         values = [kb for _, kb in self.rss_kb]
@@ -145,6 +154,7 @@ def run_soak(bootstrap: str, make_topic: Callable[..., str], workdir: Path, *, v
                 time.sleep(delay)  # pacing of the load generator
         assert producer.flush(60) == 0, "input not delivered"
         done_at = time.monotonic()
+        report.produce_seconds = done_at - t0
 
         def lag_zero() -> bool:
             kb = proc.rss_kb()
@@ -177,5 +187,6 @@ def run_soak(bootstrap: str, make_topic: Callable[..., str], workdir: Path, *, v
 def summary(report: SoakReport) -> dict[str, Any]:
     return {"produced": report.produced, "bad": dict(report.bad), "dead_letters": dict(report.dead_letters),
             "lag_zero_after_s": round(report.lag_zero_after, 1), "rss": report.rss_summary(),
+            "rss_at_mb": report.rss_at(),
             "max_series_per_metric": max(report.series_per_metric.values()),
             "series_per_metric": report.series_per_metric, "seconds": round(report.seconds)}

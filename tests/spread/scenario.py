@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from faults.harness import file_references
+from faults.oracle import ListAlertSink
 from prometheus_client import CollectorRegistry
 
 from stream_monitor.config import MonitorConfig, config_from_dict
-from stream_monitor.contracts.alerts import AlertEvent
-from stream_monitor.contracts.events import PredictionEvent
 from stream_monitor.engine import Engine
 from stream_monitor.engine_types import WindowReport
 from stream_monitor.simulate import DEFAULT_DRIFT_FEATURES, TrafficSimulator, demo_model_config
@@ -68,16 +68,7 @@ class HotScenario:
 
     def references(self, directory: Path) -> dict[str, Path]:
         cfg = config_from_dict({"models": [self.model_config(m, None) for m in (HOT, COLD)]})
-        engine = Engine(cfg)
-        out: dict[str, Path] = {}
-        for i, mid in enumerate((HOT, COLD)):
-            sim = TrafficSimulator(model_id=mid, seed=self.seed * 1000 + i)
-            events = [PredictionEvent.model_validate_json(v)
-                      for _k, v, _b in sim.messages(START - timedelta(days=1), 4000, self.rate)]
-            path = directory / f"reference-{mid}.json"
-            engine.build_reference(mid, events, source=f"file:{path.name}").save(path)
-            out[mid] = path
-        return out
+        return file_references(cfg, (HOT, COLD), directory, seed=self.seed, rate=self.rate, events=4000)
 
     def model_config(self, model_id: str, reference: Path | None) -> dict[str, Any]:
         model = demo_model_config(model_id=model_id, window_seconds=self.window_seconds, reference_windows=1)
@@ -90,17 +81,6 @@ class HotScenario:
 
     def models(self, refs: dict[str, Path]) -> list[dict[str, Any]]:
         return [self.model_config(HOT, refs[HOT]), self.model_config(COLD, refs[COLD])]
-
-
-class ListAlertSink:
-    def __init__(self) -> None:
-        self.alerts: list[AlertEvent] = []
-
-    def publish(self, alert: AlertEvent) -> None:
-        self.alerts.append(alert)
-
-    def flush(self) -> int:
-        return 0
 
 
 @dataclass
