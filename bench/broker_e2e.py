@@ -43,6 +43,14 @@ def _cpu_s(stat: Path) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def _runqueue_s(schedstat: Path) -> float:
+    """Time spent runnable but waiting for a CPU (second field of /proc/.../schedstat), in seconds."""
+    try:
+        return int(schedstat.read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _produce(bootstrap: str, topic: str, messages: list[bytes]) -> float:
     """Produce every message and wait for delivery; returns the produce rate (events/s)."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.num.messages": 10000,
@@ -92,17 +100,18 @@ def broker_once(messages: list[bytes], window_seconds: float, settings: dict[str
         gc.collect()
         consumer.start()
         thread_stat = Path(f"/proc/self/task/{consumer.native_id}/stat")
-        first: tuple[float, int, float, float, float, float] | None = None
+        thread_sched = Path(f"/proc/self/task/{consumer.native_id}/schedstat")
+        first: tuple[float, int, float, float, float, float, float] | None = None
         done = 0
         deadline = time.monotonic() + 600
         while done < n and time.monotonic() < deadline:
             done = sum(totals.processed.values()) + sum(totals.late.values())
             if first is None and done:
                 first = (time.perf_counter(), done, time.process_time(), _cpu_s(thread_stat), _cpu_s(broker_stat),
-                         _sum(batch_sum))
+                         _sum(batch_sum), _runqueue_s(thread_sched))
             time.sleep(0.01)  # (measurement error <= 10 ms of seconds; a tighter poll takes the GIL more)
         end = (time.perf_counter(), done, time.process_time(), _cpu_s(thread_stat), _cpu_s(broker_stat),
-               _sum(batch_sum))
+               _sum(batch_sum), _runqueue_s(thread_sched))
         stop.set()
         consumer.join(30)
     if first is None or done < n:
@@ -114,6 +123,7 @@ def broker_once(messages: list[bytes], window_seconds: float, settings: dict[str
         "process_cpu": (end[2] - first[2]) / events * 1e6,
         "broker_cpu": (end[4] - first[4]) / events * 1e6,
         "pipeline_wall": (end[5] - first[5]) / events * 1e6,
+        "service_thread_waiting_for_cpu": (end[6] - first[6]) / events * 1e6,
         "wall": wall / events * 1e6,
     }
     return {"events_per_s": events / wall, "produce_events_per_s": produce_rate, "us_per_event": per_event_us,
@@ -124,21 +134,24 @@ def _sum(histogram: Any) -> float:
     return float(histogram._sum.get())
 
 
-def inprocess_once(messages: list[bytes], window_seconds: float, batch_size: int) -> float:
-    """The same events through the same Pipeline without a broker, in the service's batch size: events/s.
+def inprocess_once(messages: list[bytes], window_seconds: float, batch_size: int) -> tuple[float, float]:
+    """The same events through the same Pipeline without a broker, in the service's batch size.
 
     Timed like the broker run: from the end of the first batch to the end of the last (the
     service's timing starts at its first processed batch, and it closes no window at the end).
+    Returns events/s and the microseconds per event spent waiting for a CPU.
     """
     recs = [RawRecord(value=m, key=None, topic="bench", partition=0, offset=i) for i, m in enumerate(messages)]
     batches = [recs[i:i + batch_size] for i in range(0, len(recs), batch_size)]
     p = inprocess_pipeline(window_seconds)
     gc.collect()
     p.handle(batches[0])
-    t = time.perf_counter()
+    sched = Path("/proc/thread-self/schedstat")
+    t, q = time.perf_counter(), _runqueue_s(sched)
     for b in batches[1:]:
         p.handle(b)
-    return (len(messages) - len(batches[0])) / (time.perf_counter() - t)
+    n = len(messages) - len(batches[0])
+    return n / (time.perf_counter() - t), (_runqueue_s(sched) - q) / n * 1e6
 
 
 def run(n_events: int, window_seconds: float, in_process: dict[str, Any] | None = None, runs: int = 3,
@@ -151,9 +164,12 @@ def run(n_events: int, window_seconds: float, in_process: dict[str, Any] | None 
     messages = stream.json_messages(stream.block(0, n_events, n_events))
     broker_runs: list[dict[str, Any]] = []
     base: list[float] = []
+    base_waits: list[float] = []
     for _ in range(runs):
         broker_runs.append(broker_once(messages, window_seconds, settings, batch_size))
-        base.append(inprocess_once(messages, window_seconds, broker_runs[-1]["batch_size"]))
+        rate, wait = inprocess_once(messages, window_seconds, broker_runs[-1]["batch_size"])
+        base.append(rate)
+        base_waits.append(wait)
     rates = [r["events_per_s"] for r in broker_runs]
     ratios = [r / b for r, b in zip(rates, base, strict=True)]
     med = statistics.median(rates)
@@ -162,6 +178,7 @@ def run(n_events: int, window_seconds: float, in_process: dict[str, Any] | None 
         "events_per_s": med, "min": min(rates), "max": max(rates),
         "spread": (max(rates) - min(rates)) / med if med else 0.0,
         "in_process_events_per_s": statistics.median(base), "in_process_range": [min(base), max(base)],
+        "in_process_waiting_for_cpu_us_per_event": statistics.median(base_waits),
         "vs_in_process_json": statistics.median(ratios), "vs_in_process_range": [min(ratios), max(ratios)],
         "produce_events_per_s": statistics.median(r["produce_events_per_s"] for r in broker_runs),
         "us_per_event": {k: statistics.median(r["us_per_event"][k] for r in broker_runs)

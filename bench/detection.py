@@ -147,6 +147,7 @@ def window_method(config: MonitorConfig, reference: Any, events: list[Prediction
     windows_before = sum(1 for r in evaluated if r.window_end <= change_time)
     result: dict[str, Any] = {
         "windows": len(evaluated), "events_per_s": len(events) / elapsed,
+        "windows_before_change": windows_before, "false_alarm_windows": len(before),
         "false_alarms_per_1000_windows": 1000 * len(before) / max(1, windows_before),
     }
     if feature is not None:
@@ -224,6 +225,12 @@ def to_markdown(report: dict[str, Any]) -> str:
             dw = r.get("delay_windows")
             lines.append(f"| {name} | {method} | {r['false_alarms_per_1000_windows']:.1f} | "
                          f"{'-' if d is None else d} | {'-' if dw is None else f'{dw:.1f}'} |")
+    lines += ["", "Pooled over the pre-change windows of every scenario (the rate the target is about):", ""]
+    for method in ("calibrated+fdr", "fixed_thresholds"):
+        rows = [row[method] for row in report["scenarios"].values() if "windows_before_change" in row.get(method, {})]
+        false, windows = sum(r["false_alarm_windows"] for r in rows), sum(r["windows_before_change"] for r in rows)
+        if windows:
+            lines.append(f"- {method}: {false} of {windows} windows ({100 * false / windows:.2f}%)")
     return "\n".join(lines) + "\n"
 
 

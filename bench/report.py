@@ -78,7 +78,9 @@ def markdown(res: dict[str, Any]) -> str:
                       f"**{br['vs_in_process_json']:.2f}** (median of {br['runs']} pairs, range "
                       f"{_range(br.get('vs_in_process_range'))}).", "",
                       "Per event over the measured interval (us): " + ", ".join(
-                          f"{k.replace('_', ' ')} {v:.1f}" for k, v in us.items()) + ".", ""]
+                          f"{k.replace('_', ' ')} {v:.1f}" for k, v in us.items())
+                      + f"; in-process waiting for CPU {br.get('in_process_waiting_for_cpu_us_per_event', 0):.1f}.",
+                      ""]
     mem = res.get("memory")
     if mem:
         lines += ["## 4. Memory", "", f"Window of {mem['window_events']:,} events; {mem['format']} batches.", "",

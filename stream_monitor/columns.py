@@ -10,14 +10,15 @@ missing number, None a missing category, bools count as 1/0 or "true"/"false".
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter, methodcaller
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from stream_monitor.coded_column import CodedColumn, concat_categories
 from stream_monitor.detectors import make_detector
 from stream_monitor.engine_types import EngineOutput
 from stream_monitor.sketches.numeric_block import update_block
@@ -46,17 +47,18 @@ _CATEGORY_OK = frozenset({str, type(None)})
 class ColumnBatch:
     """Rows of one model in arrival order, as columns.
 
-    ``numeric`` holds float64 arrays (NaN = missing) and ``categorical`` lists of
-    ``str | None``, both keyed by the engine's feature names (``prediction.score`` and
+    ``numeric`` holds float64 arrays (NaN = missing) and ``categorical`` sequences of
+    ``str | None`` (lists, or :class:`~stream_monitor.coded_column.CodedColumn` from Arrow),
+    both keyed by the engine's feature names (``prediction.score`` and
     ``prediction.class`` included). ``slices`` and ``llm`` are per-row objects, kept
     only when some row has them (slice statistics and version tracking need them).
     """
 
     model_id: str
     ts_ms: np.ndarray
-    versions: list[str]
-    numeric: dict[str, np.ndarray]
-    categorical: dict[str, list[str | None]]
+    versions: Sequence[str]  # a list, or a CodedColumn (one version per batch message)
+    numeric: Mapping[str, np.ndarray]
+    categorical: Mapping[str, Sequence[str | None]]
     slices: list[Mapping[str, str] | None] | None = None
     llm: list[Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -72,8 +74,10 @@ class ColumnBatch:
 
     def take(self, idx: np.ndarray) -> ColumnBatch:
         """The rows at ``idx``, in that order, as a new batch (``self`` when ``idx`` is every row in order)."""
-        if idx.size == len(self) and (not idx.size or (idx[0] == 0 and bool(np.all(np.diff(idx) == 1)))):
-            return self
+        if idx.size and idx[-1] - idx[0] + 1 == idx.size and bool(np.all(np.diff(idx) == 1)):
+            if idx.size == len(self):
+                return self
+            return self._range(int(idx[0]), int(idx[-1]) + 1)  # a pane's rows usually are one run: views
         pick = itemgetter(*idx.tolist()) if idx.size else None
 
         def rows(values: Sequence[Any]) -> list[Any]:
@@ -83,15 +87,37 @@ class ColumnBatch:
             return list(got) if idx.size > 1 else [got]
 
         return ColumnBatch(
-            model_id=self.model_id, ts_ms=self.ts_ms[idx], versions=rows(self.versions),
+            model_id=self.model_id, ts_ms=self.ts_ms[idx],
+            versions=cast("Sequence[str]", self.versions.take(idx)) if isinstance(self.versions, CodedColumn)
+            else rows(self.versions),
             numeric={k: v[idx] for k, v in self.numeric.items()},
-            categorical={k: rows(v) for k, v in self.categorical.items()},
+            categorical={k: v.take(idx) if isinstance(v, CodedColumn) else rows(v)
+                         for k, v in self.categorical.items()},
             slices=rows(self.slices) if self.slices is not None else None,
             llm=rows(self.llm) if self.llm is not None else None,
             embedding={k: rows(v) for k, v in self.embedding.items()},
             event_ids=rows(self.event_ids) if self.event_ids is not None else None,
             latency_ms=self.latency_ms[idx] if self.latency_ms is not None else None,
             values=self.values[idx] if self.values is not None else None,
+        )
+
+    def _range(self, a: int, b: int) -> ColumnBatch:
+        """Rows ``a .. b``: numpy views and list slices."""
+        sl = slice(a, b)
+        return ColumnBatch(
+            model_id=self.model_id, ts_ms=self.ts_ms[sl],
+            versions=cast("Sequence[str]", self.versions.take(sl)) if isinstance(self.versions, CodedColumn)
+            else self.versions[sl],
+            numeric=self.numeric.range(a, b) if isinstance(self.numeric, _Joined) else {
+                k: v[sl] for k, v in self.numeric.items()},
+            categorical={k: v.take(sl) if isinstance(v, CodedColumn) else list(v[sl])
+                         for k, v in self.categorical.items()},
+            slices=self.slices[sl] if self.slices is not None else None,
+            llm=self.llm[sl] if self.llm is not None else None,
+            embedding={k: v[sl] for k, v in self.embedding.items()},
+            event_ids=self.event_ids[sl] if self.event_ids is not None else None,
+            latency_ms=self.latency_ms[sl] if self.latency_ms is not None else None,
+            values=self.values[sl] if self.values is not None else None,
         )
 
     @staticmethod
@@ -110,15 +136,61 @@ class ColumnBatch:
 
         return ColumnBatch(
             model_id=first.model_id, ts_ms=np.concatenate([p.ts_ms for p in parts]),
-            versions=list(chain.from_iterable(p.versions for p in parts)),
-            numeric={k: np.concatenate([p.numeric[k] for p in parts]) for k in first.numeric},
-            categorical={k: list(chain.from_iterable(p.categorical[k] for p in parts)) for k in first.categorical},
+            versions=concat_categories([p.versions for p in parts]),  # type: ignore[arg-type]
+            numeric=_Joined([p.numeric for p in parts], n),
+            categorical={k: concat_categories([p.categorical[k] for p in parts]) for k in first.categorical},
             slices=rows(lambda p: p.slices), llm=rows(lambda p: p.llm),
             embedding={k: list(chain.from_iterable(p.embedding.get(k, [None] * len(p)) for p in parts))
                        for k in first.embedding},
             event_ids=rows(lambda p: p.event_ids), latency_ms=_floats(parts, "latency_ms"),
             values=_floats(parts, "values"),
         )
+
+
+class _Joined(Mapping[str, np.ndarray]):
+    """Numeric columns of several batches, joined only where they are read.
+
+    Why: a consumer batch of Arrow messages holds millions of rows, and joining 20
+    columns of them into fresh arrays cost more than decoding them (new memory is
+    slow to touch). Routing reads one pane's rows at a time (:meth:`range`), which
+    joins a pane's worth; reading a whole column joins it once and keeps it.
+    """
+
+    def __init__(self, parts: Sequence[Mapping[str, np.ndarray]], sizes: Sequence[int]) -> None:
+        self._parts = list(parts)
+        self._bounds = np.cumsum([0, *sizes])
+        self._keys = list(parts[0])
+        self._names = set(self._keys)
+        self._whole: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        got = self._whole.get(name)
+        if got is None:
+            if name not in self._names:
+                raise KeyError(name)
+            got = self._whole[name] = np.concatenate([p[name] for p in self._parts])
+        return got
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def range(self, a: int, b: int) -> dict[str, np.ndarray]:
+        """Rows ``a .. b`` of every column: views when they lie in one part."""
+        bounds = self._bounds
+        first = int(np.searchsorted(bounds, a, side="right")) - 1
+        last = int(np.searchsorted(bounds, b, side="left"))
+        pieces = [(self._parts[i], max(a - int(bounds[i]), 0), min(b, int(bounds[i + 1])) - int(bounds[i]))
+                  for i in range(first, last)]
+        if len(pieces) == 1:
+            part, lo, hi = pieces[0]
+            return {k: part[k][lo:hi] for k in self._keys}
+        return {k: np.concatenate([part[k][lo:hi] for part, lo, hi in pieces]) for k in self._keys}
 
 
 def _floats(parts: Sequence[ColumnBatch], name: str) -> np.ndarray | None:
@@ -223,13 +295,20 @@ def columns_from_events(model_id: str, numeric_names: list[str], categorical_nam
     )
 
 
-def update_sketches(sketches: FeatureSketches, batch: ColumnBatch) -> dict[str, np.ndarray]:
+def update_sketches(sketches: FeatureSketches, batch: ColumnBatch) -> Mapping[str, np.ndarray]:
     """``FeatureSketches.update`` from columns: one vector call per sketch; returns the numeric columns."""
     sketches.n_events += len(batch)
     if sketches.numeric:  # all numeric features in one (features, rows) matrix: numeric_block.update_block
-        update_block(list(sketches.numeric.values()), np.stack([batch.numeric[name] for name in sketches.numeric]))
+        update_block(list(sketches.numeric.values()),
+                     np.stack([batch.numeric[name] for name in sketches.numeric]), owned=True)
     for name, counts in sketches.categorical.items():
-        tally: Counter[Any] = Counter(batch.categorical[name])
+        col = batch.categorical[name]
+        if isinstance(col, CodedColumn):  # Arrow: one bincount of the codes
+            coded, missing = col.tally()
+            counts.missing += missing
+            counts.update_counts(coded)
+            continue
+        tally: Counter[Any] = Counter(col)
         counts.missing += tally.pop(None, 0)
         counts.update_counts(tally)
     for name, emb in sketches.embedding.items():
@@ -287,7 +366,7 @@ def _route(engine: Engine, mm: ModelMonitor, batch: ColumnBatch, out: EngineOutp
     kept_starts = starts[kept]
     versions = batch.versions
     groups: list[tuple[str, int, np.ndarray]] = []
-    if len(set(versions)) == 1:
+    if _single(versions):  # one version (the usual case)
         uniq, first = np.unique(kept_starts, return_index=True)
         for k in np.argsort(first):
             groups.append((versions[0], int(uniq[k]), kept[kept_starts == uniq[k]]))
@@ -307,12 +386,25 @@ def _route(engine: Engine, mm: ModelMonitor, batch: ColumnBatch, out: EngineOutp
         out.processed[model_id] += int(idx.size)
 
 
+def _single(values: Sequence[Any]) -> bool:
+    """Every row holds the same value (a batch of one model version)."""
+    if isinstance(values, CodedColumn):
+        return values.single()[0]
+    return values.count(values[0]) == len(values)
+
+
 def update_pane(mm: ModelMonitor, pane: Pane, batch: ColumnBatch) -> None:
     """One pane's update from columns: overall sketches, versions seen, tracked slices, detectors."""
     columns = update_sketches(pane.overall, batch)
     for name in VERSION_FIELDS:
         if name == "model_version":
-            values: list[Any] = batch.versions
+            if isinstance(batch.versions, CodedColumn):
+                one, version = batch.versions.single()
+                if one and version is not None:
+                    seen = pane.versions.setdefault(name, Counter())
+                    seen[version] += len(batch.versions)
+                    continue
+            values: Sequence[Any] = batch.versions
         elif batch.llm is None:
             continue
         else:

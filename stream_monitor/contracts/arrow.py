@@ -11,10 +11,12 @@ finite numbers, ids of 1-256 characters, at least one of score/class/value per r
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stream_monitor.coded_column import CodedColumn
 from stream_monitor.contracts.batch import MAX_ROWS, MAX_TIMESTAMP_MS, _assemble
 from stream_monitor.errors import EventRejected
 
@@ -55,6 +57,12 @@ def to_arrow(batch: dict[str, Any]) -> bytes:
 def _numbers(pa: Any, col: Any, name: str) -> np.ndarray:
     if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
         raise EventRejected("schema", f"{name}: expected numbers, got Arrow type {col.type}")
+    if col.null_count == 0 and pa.types.is_float64(col.type):  # the usual column: its buffer, no copy
+        chunk = col.chunk(0) if isinstance(col, pa.ChunkedArray) and col.num_chunks == 1 else col
+        arr = np.asarray(chunk.to_numpy(zero_copy_only=False), dtype=np.float64)
+        if not np.isfinite(arr).all():
+            raise EventRejected("non_finite", f"NaN or infinity in {name}")
+        return arr
     arr = np.asarray(col.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
     valid = ~np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     if not np.isfinite(arr[valid]).all():
@@ -62,24 +70,23 @@ def _numbers(pa: Any, col: Any, name: str) -> np.ndarray:
     return arr
 
 
-def _strings(pa: Any, col: Any, name: str, limit: int | None = None) -> list[Any]:
+def _strings(pa: Any, col: Any, name: str, limit: int | None = None) -> CodedColumn:
+    """A string column as dictionary codes (:class:`CodedColumn`): Arrow's own dictionary when it has one."""
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    if pa.types.is_dictionary(col.type):
-        col = col.cast(col.type.value_type)
-    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+    if pa.types.is_null(col.type):
+        return CodedColumn.constant(None, len(col))
+    value_type = col.type.value_type if pa.types.is_dictionary(col.type) else col.type
+    if not (pa.types.is_string(value_type) or pa.types.is_large_string(value_type)):
         raise EventRejected("schema", f"{name}: expected strings, got Arrow type {col.type}")
-    if limit is not None and len(col) and (_max_len(pa, col) or 0) > limit:
-        raise EventRejected("schema", f"{name}: String should have at most {limit} characters")
-    if col.null_count == 0 or len(col) < 64:
-        encoded = col.dictionary_encode()
-        values = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
-        codes = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
-        out = values[codes].tolist() if len(values) else [None] * len(col)
-        if col.null_count:
-            for j in np.flatnonzero(np.asarray(col.is_null().to_numpy(zero_copy_only=False))).tolist():
-                out[j] = None
-        return list(out)
-    return list(col.to_pylist())
+    encoded = col if pa.types.is_dictionary(col.type) else col.dictionary_encode()
+    if limit is not None and len(col):  # a dictionary of our own lists only used entries; Arrow's may not
+        plain = col.cast(value_type) if encoded is col else encoded.dictionary
+        if (_max_len(pa, plain) or 0) > limit:
+            raise EventRejected("schema", f"{name}: String should have at most {limit} characters")
+    codes = encoded.indices
+    if codes.null_count:
+        codes = codes.cast(pa.int32()).fill_null(-1)
+    return CodedColumn(np.asarray(codes.to_numpy(zero_copy_only=False)), encoded.dictionary.to_pylist())
 
 
 def _max_len(pa: Any, col: Any) -> int | None:
@@ -121,7 +128,7 @@ def arrow_batch(raw: bytes, decoder: RecordDecoder) -> ColumnBatch:
         raise EventRejected("schema", f"timestamp_ms must be within 0..{MAX_TIMESTAMP_MS}")
     present = np.zeros(n, dtype=bool)
     score = np.full(n, np.nan)
-    classes: list[Any] = [None] * n
+    classes: Sequence[Any] = [None] * n
     if "prediction.score" in names:
         score = _numbers(pa, table.column("prediction.score"), "prediction.score")
         present |= ~np.isnan(score)
@@ -143,9 +150,11 @@ def arrow_batch(raw: bytes, decoder: RecordDecoder) -> ColumnBatch:
             raise EventRejected("schema", "latency_ms: Input should be greater than or equal to 0")
     kinds = decoder.fast.feature_kinds.get(model_id, {})
     numbers: dict[str, np.ndarray] = {}
-    strings: dict[str, list[Any]] = {}
+    strings: dict[str, Sequence[Any]] = {}
     for col_name in sorted(n for n in names if n.startswith("features.")):
         name, col = col_name[9:], table.column(col_name)
+        if pa.types.is_null(col.type):  # every row missing (what pyarrow infers for a column of None)
+            continue
         if pa.types.is_boolean(col.type):
             values = col.to_pylist()
             if kinds.get(name) == "categorical":

@@ -14,13 +14,14 @@ producer learns about a bug at once rather than through a trickle of partial los
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import numpy as np
 import orjson
 from pydantic import Field, StrictInt, ValidationError, model_validator
 
+from stream_monitor.coded_column import CodedColumn
 from stream_monitor.columns import ColumnBatch, category_column, numeric_column
 from stream_monitor.contracts.decode import _describe
 from stream_monitor.contracts.events import FeatureName, FeatureValue, Identifier, ModelId, _Strict
@@ -198,8 +199,8 @@ def _number_column(col: Any, n: int, present: np.ndarray) -> np.ndarray | None |
 
 
 def _assemble(decoder: RecordDecoder, model_id: str, version: str, ts_ms: np.ndarray,
-              numbers: dict[str, np.ndarray], strings: dict[str, list[Any]], score: np.ndarray,
-              classes: list[Any]) -> ColumnBatch:
+              numbers: dict[str, np.ndarray], strings: Mapping[str, Sequence[Any]], score: np.ndarray,
+              classes: Sequence[Any]) -> ColumnBatch:
     """Kind checks (whole message) and the engine's columns, missing features as NaN / None."""
     kinds = decoder.fast.feature_kinds.get(model_id)
     if kinds is None:
@@ -209,7 +210,7 @@ def _assemble(decoder: RecordDecoder, model_id: str, version: str, ts_ms: np.nda
             kind_got = next(type(v).__name__ for v in strings[name] if v is not None)
             raise EventRejected("wrong_type", f"feature {name!r} is numeric, got {kind_got}")
         if kind == "embedding" and (name in strings or name in numbers):
-            col: list[Any] = strings[name] if name in strings else numbers[name].tolist()
+            col: Sequence[Any] = strings[name] if name in strings else numbers[name].tolist()
             emb_got = next((type(v).__name__ for v in col if v is not None and v == v), None)
             if emb_got is not None:
                 raise EventRejected("wrong_type", f"feature {name!r} is an embedding, got {emb_got}")
@@ -217,8 +218,9 @@ def _assemble(decoder: RecordDecoder, model_id: str, version: str, ts_ms: np.nda
     numeric_names, categorical_names = decoder.features[model_id]
     numeric: dict[str, np.ndarray] = {}
     for name in numeric_names:
-        numeric[name] = score if name == PREDICTION_SCORE else numbers.get(name, np.full(n, np.nan))
-    categorical: dict[str, list[str | None]] = {}
+        numeric[name] = score if name == PREDICTION_SCORE else (
+            numbers[name] if name in numbers else np.full(n, np.nan))
+    categorical: dict[str, Sequence[str | None]] = {}
     for name in categorical_names:
         if name == PREDICTION_CLASS:
             categorical[name] = classes
@@ -228,8 +230,8 @@ def _assemble(decoder: RecordDecoder, model_id: str, version: str, ts_ms: np.nda
             categorical[name] = [None if math.isnan(v) else str(v) for v in numbers[name].tolist()]
         else:
             categorical[name] = [None] * n
-    return ColumnBatch(model_id=model_id, ts_ms=ts_ms, versions=[version] * n, numeric=numeric,
-                       categorical=categorical)
+    versions = cast("Sequence[str]", CodedColumn.constant(version, n))  # one version: no list of n references
+    return ColumnBatch(model_id=model_id, ts_ms=ts_ms, versions=versions, numeric=numeric, categorical=categorical)
 
 
 def _from_model(model: PredictionBatch, decoder: RecordDecoder) -> ColumnBatch:

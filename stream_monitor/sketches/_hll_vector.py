@@ -28,7 +28,7 @@ _U = np.uint64
 _C1, _C2 = _U(0x87C37B91114253D5), _U(0x4CF5AD432745937F)
 _F1, _F2 = _U(0xFF51AFD7ED558CCD), _U(0xC4CEB9FE1A85EC53)
 _SEED = 9001
-_S33, _S31, _S11 = _U(33), _U(31), _U(11)
+_S33, _S31, _S11, _S52 = _U(33), _U(31), _U(11), _U(52)
 
 # Serialised HLL preamble (DataSketches HllSketch, serial version 1), HLL mode, HLL_8 target.
 _PREAMBLE_INTS = 10
@@ -37,7 +37,7 @@ _FAMILY_HLL = 7
 _FLAG_OUT_OF_ORDER = 0x10
 _MODE_HLL_8 = 2 | (2 << 2)
 _TAIL = struct.Struct("<dddii")
-_CHUNK = 1 << 13
+_CHUNK = 1 << 15
 
 
 def _fmix64(k: np.ndarray, tmp: np.ndarray) -> np.ndarray:
@@ -82,7 +82,8 @@ def registers(values: np.ndarray, lg_k: int, rows: np.ndarray | None = None, cou
 
     With ``rows`` (the sketch each value belongs to, 0 .. count-1), the registers of
     ``count`` sketches at once, as a (count, 2**lg_k) array. Values are hashed in
-    chunks that stay in cache (each hashing step is a pass over the chunk).
+    chunks that stay in cache (each hashing step is a pass over the chunk). Repeated
+    values may be passed: they hash alike, and registers keep maxima.
     """
     size = 1 << lg_k
     out = np.zeros(count * size, dtype=np.uint8)
@@ -92,18 +93,25 @@ def registers(values: np.ndarray, lg_k: int, rows: np.ndarray | None = None, cou
         slot = h1.view(np.int64)
         if rows is not None:
             slot += rows[at:at + _CHUNK] * size
-        # Leading zeros of h2 = 64 - bit length. Shifting by 11 first keeps the float exact
-        # (53 bits); the rare h2 < 2**11 is exact as a float anyway.
-        top = h2 >> _S11
-        low = top == 0
-        bits = np.frexp(top.astype(np.float64))[1]
-        if low.any():
-            bits[low] = np.frexp(h2[low].astype(np.float64))[1] - 11
-        value = np.subtract(53, bits, dtype=np.int32)  # 64 - (bits + 11), then at most 62, plus one
-        np.clip(value, None, 62, out=value)
-        value += 1
-        np.maximum.at(out, slot, value.astype(np.uint8))
+        np.maximum.at(out, slot, _rank(h2))
     return out.reshape(count, size) if rows is not None else out
+
+
+def _rank(h2: np.ndarray) -> np.ndarray:
+    """Leading zeros of each 64-bit hash plus one, at most 63, as uint8.
+
+    Bit length from the float exponent: shifting by 11 first keeps the conversion exact
+    (53 bits), and then the biased exponent ``e`` of ``h2 >> 11`` gives 64 - (e - 1022 + 11)
+    leading zeros. The rare ``h2 < 2**11`` (the shifted value is 0) is done exactly apart.
+    """
+    top = h2 >> _S11
+    exponent = top.astype(np.float64).view(np.uint64)
+    exponent >>= _S52
+    low = exponent == 0
+    value = np.subtract(_U(1076), exponent, out=exponent)  # clz + 1, within 1 .. 53 when top > 0
+    if low.any():
+        value[low] = np.minimum(64 - np.frexp(h2[low].astype(np.float64))[1], 62) + 1
+    return value.astype(np.uint8)
 
 
 def sketch_from_registers(regs: np.ndarray, lg_k: int) -> hll_sketch:

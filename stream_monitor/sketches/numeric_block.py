@@ -4,10 +4,12 @@ Why: with a consumer batch of 1,000 events and 20 numeric features, calling each
 sketch part once per feature is ~15 numpy calls of a few microseconds each per
 feature, about as much as the work itself. Here the batch is one (features, rows)
 matrix: it is sorted along the rows with one call (NaN last), moments come from
-axis reductions and HLL registers of every feature from one hashing pass; only the
+axis reductions and HLL registers from numpy hashing (:mod:`._hll_vector`); only the
 native sketches (KLL, t-digest) and the bin counts, whose state is per feature,
-take one call per feature, on the sorted values (KLL and t-digest update about
-three times faster on sorted input, since their compactions sort).
+take one call per feature, on the sorted values: a long sorted column is compacted
+into KLL in numpy (:meth:`~.quantiles.QuantileSketch.update_sorted`) and pre-clustered
+for the t-digest (:func:`~.tdigest.cluster_means`), shorter ones update about three
+times faster sorted, since the native compactions sort.
 
 Results are those of :meth:`NumericSketch.update` per column, which is this
 function on a one-row matrix (``tests/sketches/test_numeric_block.py``).
@@ -28,14 +30,24 @@ if TYPE_CHECKING:
     from stream_monitor.sketches.numeric import NumericSketch
 
 
-def update_block(sketches: Sequence[NumericSketch], matrix: np.ndarray) -> None:
-    """Add row ``i`` of the (features, rows) float64 `matrix` to ``sketches[i]``; NaN marks a missing value."""
+def update_block(sketches: Sequence[NumericSketch], matrix: np.ndarray, *, owned: bool = False) -> None:
+    """Add row ``i`` of the (features, rows) float64 `matrix` to ``sketches[i]``; NaN marks a missing value.
+
+    ``owned``: the caller hands the matrix over (it built it for this call), so it is sorted in place.
+    """
     rows = matrix.shape[1]
     if not rows or not sketches:
         return
-    ordered = np.sort(matrix, axis=1)
-    present = ordered == ordered  # NaN != NaN; NaN sorts last, so row i's values are ordered[i, :counts[i]]
-    counts = present.sum(axis=1)
+    if owned:
+        matrix.sort(axis=1)
+        ordered = matrix
+    else:
+        ordered = np.sort(matrix, axis=1)
+    # NaN sorts last, so row i's values are ordered[i, :counts[i]]; a row without NaN has none at its end.
+    if np.isnan(ordered[:, -1]).any():
+        counts = np.count_nonzero(~np.isnan(ordered), axis=1)
+    else:
+        counts = np.full(ordered.shape[0], rows)
     moments = _moments(ordered, counts)
     clusters = _clusters(sketches, ordered) if moments is not None else None
     for i, s in enumerate(sketches):
@@ -44,7 +56,7 @@ def update_block(sketches: Sequence[NumericSketch], matrix: np.ndarray) -> None:
         if not c:
             continue
         values = ordered[i, :c]
-        s.quantiles.update(values)
+        s.quantiles.update_sorted(values)
         s.moments.merge(moments[i] if moments is not None else _one(values))
         if s.tdigest is not None:
             if clusters is not None:
@@ -53,7 +65,7 @@ def update_block(sketches: Sequence[NumericSketch], matrix: np.ndarray) -> None:
                 s.tdigest.update_sorted(values)
         if s.histogram is not None:
             s.histogram.update_sorted(values)
-    _distinct(sketches, ordered, present)
+    _distinct(sketches, ordered, counts)
 
 
 def _moments(ordered: np.ndarray, counts: np.ndarray) -> list[Moments] | None:
@@ -86,33 +98,20 @@ def _one(values: np.ndarray) -> Moments:
     return m
 
 
-def _distinct(sketches: Sequence[NumericSketch], ordered: np.ndarray, present: np.ndarray) -> None:
-    """HLL for every feature: few distinct values one by one, the rest as registers from one hashing pass."""
-    new = np.empty(ordered.shape, dtype=bool)
-    new[:, 0] = True
-    np.not_equal(ordered[:, 1:], ordered[:, :-1], out=new[:, 1:])
-    new &= present
-    per_row = new.sum(axis=1)
-    many: list[int] = []
+def _distinct(sketches: Sequence[NumericSketch], ordered: np.ndarray, counts: np.ndarray) -> None:
+    """HLL for every feature: few distinct values one by one, the rest as registers computed in numpy.
+
+    A row with many distinct values is hashed whole, repeats included: a repeat hashes
+    to the same register and value, so the registers are those of its distinct values,
+    without the cost of picking them out.
+    """
+    new = ordered[:, 1:] != ordered[:, :-1]  # NaN != NaN: the missing tail counts, and is cut off below
     for i, s in enumerate(sketches):
-        if s.distinct is None or not per_row[i]:
+        c = int(counts[i])
+        if s.distinct is None or not c:
             continue
-        if per_row[i] <= FEW_DISTINCT:
-            s.distinct.add_values(ordered[i][new[i]])
+        values = ordered[i, :c]
+        if c <= FEW_DISTINCT or int(np.count_nonzero(new[i, :c - 1])) + 1 <= FEW_DISTINCT:
+            s.distinct.add_values(values[np.concatenate([[True], new[i, :c - 1]])])
         else:
-            many.append(i)
-    if not many:
-        return
-    lg_k = {sketches[i].distinct.lg_k for i in many}  # type: ignore[union-attr]
-    if len(lg_k) != 1:  # sketches of different sizes: one hashing pass each
-        for i in many:
-            d = sketches[i].distinct
-            d.add_registers(registers(ordered[i][new[i]], d.lg_k))  # type: ignore[union-attr]
-        return
-    if len(many) < len(sketches):
-        taken = set(many)
-        new[[i for i in range(len(sketches)) if i not in taken]] = False
-    # Boolean indexing walks the matrix row by row, so the values come grouped by feature.
-    regs = registers(ordered[new], lg_k.pop(), np.repeat(np.arange(len(sketches)), new.sum(axis=1)), len(sketches))
-    for i in many:
-        sketches[i].distinct.add_registers(regs[i])  # type: ignore[union-attr]
+            s.distinct.add_registers(registers(values, s.distinct.lg_k))

@@ -34,6 +34,7 @@ class TDigestSketch:
         if not 10 <= k <= 65535:
             raise ValueError(f"k must be between 10 and 65535, got {k}")
         self._sketch = tdigest_double(k)
+        self._cache: tuple[bytes, np.ndarray] | None = None  # (ranks, quantiles) of the current state
 
     @property
     def n(self) -> int:
@@ -57,6 +58,7 @@ class TDigestSketch:
         them) and merged in, as the digests of two panes merge: DataSketches then
         handles a few hundred centroids instead of every value.
         """
+        self._cache = None
         if values.size < PRECLUSTER_MIN:
             if values.size:
                 self._sketch.update(np.ascontiguousarray(values, dtype=np.float64))
@@ -66,10 +68,12 @@ class TDigestSketch:
 
     def add_clusters(self, means: np.ndarray, weights: np.ndarray, lo: float, hi: float) -> None:
         """Merge in a digest given as centroids (:func:`cluster_means`) and the exact min and max."""
+        self._cache = None
         self._sketch.merge(tdigest_double.deserialize(_image(means, weights, lo, hi, self.k)))
 
     def merge(self, other: TDigestSketch) -> None:
         if not other._sketch.is_empty():
+            self._cache = None
             self._sketch.merge(other._sketch)
 
     def quantiles(self, ranks: np.ndarray | list[float]) -> np.ndarray:
@@ -77,9 +81,18 @@ class TDigestSketch:
 
         The centroids are read from the serialised digest and the interpolation is
         DataSketches' own (``tests/sketches/test_tdigest_vector.py`` checks the
-        results equal ``get_quantile`` bit for bit).
+        results equal ``get_quantile`` bit for bit). The last answer is kept until the
+        digest changes: a reference's digest answers the same ranks for every window.
         """
         r = np.asarray(ranks, dtype=np.float64)
+        key = r.tobytes()
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1].copy()
+        out = self._quantiles(r)
+        self._cache = (key, out.copy())
+        return out
+
+    def _quantiles(self, r: np.ndarray) -> np.ndarray:
         if self._sketch.is_empty():
             return np.full(r.size, np.nan)
         if np.any((r < 0.0) | (r > 1.0)):
@@ -99,6 +112,7 @@ class TDigestSketch:
     def deserialize(cls, data: bytes) -> TDigestSketch:
         obj = cls.__new__(cls)
         obj._sketch = tdigest_double.deserialize(data)
+        obj._cache = None
         return obj
 
     to_bytes = serialize

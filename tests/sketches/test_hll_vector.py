@@ -69,3 +69,13 @@ def test_vector_path_registers_merge_with_value_by_value_sketches() -> None:
     b.update([f"id-{i}" for i in range(10_000)])
     a.merge(b)
     assert abs(a.estimate - 20_000) <= a.relative_error(3) * 20_000
+
+
+def test_register_value_is_leading_zeros_plus_one_at_every_bit_length() -> None:
+    from stream_monitor.sketches._hll_vector import _rank
+
+    h2 = [0, 1, 2, 3, 2**11 - 1, 2**11, 2**11 + 1, 2**52 - 1, 2**53 + 1, 2**63, 2**64 - 1]
+    h2 += [2**b - 1 for b in range(1, 65)] + [2**b for b in range(64)]
+    got = _rank(np.array(h2, dtype=np.uint64))
+    want = [min(64 - int(h).bit_length(), 62) + 1 for h in h2]
+    assert got.tolist() == want

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 
 import orjson
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, Message, Producer
 from helpers import committed_total, drifted_stream, monitor_config, wait_for
 from prometheus_client import CollectorRegistry
 
@@ -20,7 +20,7 @@ from stream_monitor.errors import EventRejected
 from stream_monitor.service import MonitorService
 from stream_monitor.sinks.base import RawRecord
 from stream_monitor.sinks.metrics import MonitorMetrics
-from stream_monitor.sources.kafka import by_partition, raw_record
+from stream_monitor.sources.kafka import by_partition, consumer_config, raw_record
 from stream_monitor.sources.pipeline import Pipeline
 from stream_monitor.testing import consume_all, unique_name
 
@@ -120,3 +120,12 @@ def test_dead_letters_name_the_exact_source_position_on_a_real_broker(kafka_boot
         assert m.value() == per_partition[part][off] and m.key() == f"k{part}".encode()
         got.add((part, off))
     assert got == expected
+
+
+def test_consumer_refetches_soon_after_a_full_queue_and_users_can_override():
+    """librdkafka's default fetch.queue.backoff.ms (1 s) made a lagging consumer read one queue per second."""
+    conf = consumer_config(config_from_dict(monitor_config()))
+    assert conf["fetch.queue.backoff.ms"] == 10
+    Consumer(conf).close()  # the linked librdkafka knows the property
+    mine = config_from_dict(monitor_config(kafka={"settings": {"fetch.queue.backoff.ms": 500}}))
+    assert consumer_config(mine)["fetch.queue.backoff.ms"] == 500
