@@ -130,7 +130,10 @@ class TypedDecoder:
                     or any(not 1 <= len(n) <= 128 or k not in _KIND_TYPES for n, k in kinds.items()) \
                     or {PREDICTION_SCORE, PREDICTION_CLASS} & set(kinds):
                 continue
-            m = _Model(model_id, numeric, categorical, embedding, kinds)
+            try:
+                m = _Model(model_id, numeric, categorical, embedding, kinds)
+            except ValueError:  # a name msgspec cannot map (quotes, backslashes, control characters)
+                continue
             self.models[m.event] = m
         types: list[type] = list(self.models)
         if types:

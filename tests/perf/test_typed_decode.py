@@ -205,3 +205,21 @@ def test_backs_off_when_most_records_need_the_general_path() -> None:
     _check(records, ENGINE, SLOW, [GOOD] * 5)  # skipped while backing off, decided by the general path alike
     assert records.typed.taken == 0
     assert decide(SLOW, GOOD)[0] == "accept"
+
+
+def test_feature_names_msgspec_cannot_map_take_the_general_path() -> None:
+    """A declared feature named with a quote and angle brackets (legal in the contract) builds no typed
+    struct for its model; that model's events still decode, through pydantic, with the same columns."""
+    cfg = monitor_config()
+    name = 'a<b>&"x'
+    cfg["models"][0]["features"] = [{"name": name}, {"name": "plain"}]
+    engine = Engine(config_from_dict(cfg))
+    slow = EventDecoder(engine.config, engine.feature_kinds())
+    records = RecordDecoder.for_engine(engine)
+    model_id = cfg["models"][0]["model_id"]
+    raws: list[bytes | None] = [orjson.dumps({
+        "event_id": f"e{j}", "model_id": model_id, "model_version": "v1",
+        "timestamp": f"2026-01-01T00:00:{j:02d}Z", "features": {name: j * 0.5, "plain": -j},
+        "prediction": {"score": 0.25}}) for j in range(20)]
+    _check(records, engine, slow, raws)
+    assert records.typed is None or records.typed.taken == 0
