@@ -147,6 +147,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         timer.cancel()
         sim.join(15)
         if broker is not None:
+            service.producer.close()  # before the broker goes, or librdkafka logs its reconnect attempts
             broker.stop()
     totals = service.pipeline.totals
     by_severity = service.pipeline.alert_counts  # counts over the run (totals keeps only recent alerts)
