@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from stream_monitor.config_outcomes import (
@@ -291,6 +300,7 @@ class RuleConfig(_Section):
                                                "distribution the thresholds came from.")
     owner: str | None = None
     runbook: str | None = None
+    _null_laws: tuple[dict[str, Any] | None, dict[str, Any]] | None = PrivateAttr(default=None)
 
     @field_validator("metric")
     @classmethod
@@ -299,6 +309,20 @@ class RuleConfig(_Section):
             raise ValueError(f"unknown metric {value!r}; allowed: {', '.join(RULE_METRICS)}, "
                              f"window metrics {', '.join(WINDOW_METRICS)}, or detections.<detector id>")
         return value
+
+    def null_laws(self) -> dict[str, Any]:
+        """The calibration's pooled null laws as :class:`~stream_monitor.policy.null_model.NullModel`.
+
+        Parsed once per calibration, not once per key and window: every calibrated key of
+        every window asks for its p-value.
+        """
+        from stream_monitor.policy.null_model import NullModel
+
+        calibration = self.calibration
+        if self._null_laws is None or self._null_laws[0] is not calibration:
+            raw = (calibration or {}).get("null_models", {})
+            self._null_laws = (calibration, {name: NullModel.from_dict(d) for name, d in raw.items()})
+        return self._null_laws[1]
 
 
 def default_rules() -> list[RuleConfig]:

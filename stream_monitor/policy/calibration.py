@@ -111,17 +111,17 @@ def size_factor(entry: dict[str, Any], n: int | None) -> float:
 
 
 def null_p_value(calibration: dict[str, Any], value: float, n: int | None = None,
-                 models: dict[str, Any] | None = None) -> float:
+                 laws: dict[str, NullModel] | None = None) -> float:
     """P(statistic >= value | no drift) for one key, at a window of n events.
 
-    `calibration` is the key's entry; `models` the rule's pooled null laws. Entries of
-    an older calibration (a gamma fit per key) are still read.
+    `calibration` is the key's entry; `laws` the rule's pooled null laws
+    (:meth:`RuleConfig.null_laws`). Entries of an older calibration (a gamma fit per key)
+    are still read.
     """
     scaled = value / size_factor(calibration, n)
-    name = calibration.get("null_model")
-    if name is not None and models is not None and name in models:
-        mean = float(calibration["null_mean"])
-        return NullModel.from_dict(models[name]).survival(scaled / mean)
+    law = (laws or {}).get(calibration.get("null_model", ""))
+    if law is not None:
+        return law.survival(scaled / float(calibration["null_mean"]))
     return float(sps.gamma.sf(scaled, calibration["shape"], scale=calibration["scale"]))
 
 
@@ -183,15 +183,14 @@ def _group(scope: _Scope, metric: str) -> str:
     return f"{metric}:{kind}:bins={bins}:n~{2 ** (round(2 * math.log2(scope.n)) / 2):.0f}"
 
 
-def _pooled_models(samples: dict[str, np.ndarray], groups: dict[str, str]) -> dict[str, str]:
+def _pooled_models(std: dict[str, np.ndarray], groups: dict[str, str]) -> dict[str, str]:
     """Assign each key a law: its group's, unless its standardised draws disagree with the pool's."""
     members: dict[str, list[str]] = {}
     for key, g in groups.items():
         members.setdefault(g, []).append(key)
     assigned: dict[str, str] = {}
     for g, keys in members.items():
-        std = {k: samples[k] / samples[k].mean() for k in keys}
-        pool = np.concatenate(list(std.values()))
+        pool = np.concatenate([std[k] for k in keys])
         for k in keys:
             agrees = len(keys) == 1 or sps.ks_2samp(std[k], pool).pvalue >= HOMOGENEITY_P
             assigned[k] = g if agrees else f"{g}:{k}"
@@ -207,8 +206,7 @@ def calibrate_rule(rule: RuleConfig, reference: ReferenceProfile, *, window_even
     cache = cache or NullDrawCache(draws, seed, progress)
     severities = sorted(rule.thresholds, key=SEVERITY_ORDER.__getitem__)
     samples: dict[str, np.ndarray] = {}
-    groups: dict[str, str] = {}
-    scopes = {}
+    scopes: dict[str, _Scope] = {}
     for scope in _scopes(rule, reference, window_events):
         null = cache.get(scope)[rule.metric]
         null = null[np.isfinite(null)]
@@ -217,13 +215,13 @@ def calibrate_rule(rule: RuleConfig, reference: ReferenceProfile, *, window_even
         scopes[scope.key] = scope
         samples[scope.key] = null
     degenerate = {k for k, x in samples.items() if x.mean() <= 0 or np.ptp(x) <= 0}
-    for key in samples.keys() - degenerate:
-        groups[key] = _group(scopes[key], rule.metric)
-    assigned = _pooled_models(samples, groups)
+    groups = {key: _group(scopes[key], rule.metric) for key in samples.keys() - degenerate}
+    standardised = {key: samples[key] / samples[key].mean() for key in groups}
+    assigned = _pooled_models(standardised, groups)
     models: dict[str, NullModel] = {}
     for name in sorted(set(assigned.values())):
         keys = [k for k, g in assigned.items() if g == name]
-        models[name] = fit_null_model(np.concatenate([samples[k] / samples[k].mean() for k in keys]), len(keys))
+        models[name] = fit_null_model(np.concatenate([standardised[k] for k in keys]), len(keys))
     per_feature: dict[str, Any] = {}
     for key, null in sorted(samples.items()):
         scope = scopes[key]

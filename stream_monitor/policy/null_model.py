@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -64,7 +65,7 @@ class NullModel:
         if z <= self.z[0]:
             return 1.0
         # Linear in log-survival between the stored points.
-        return float(np.exp(np.interp(z, self.z, np.log(self.sf))))
+        return float(np.exp(np.interp(z, self._z, self._log_sf)))
 
     def quantile(self, rate: float) -> float:
         """The z with P(Z >= z) = rate."""
@@ -73,7 +74,15 @@ class NullModel:
                 return self.tail_z + self.tail_scale / self.tail_shape * (
                     (self.tail_sf / rate) ** self.tail_shape - 1.0)
             return self.tail_z + self.tail_scale * math.log(self.tail_sf / rate)
-        return float(np.interp(-math.log(rate), -np.log(self.sf), self.z))
+        return float(np.interp(-math.log(rate), -self._log_sf, self._z))
+
+    @cached_property
+    def _z(self) -> np.ndarray:
+        return np.asarray(self.z)
+
+    @cached_property
+    def _log_sf(self) -> np.ndarray:
+        return np.log(np.asarray(self.sf))
 
     def to_dict(self) -> dict[str, Any]:
         return {"z": [round(v, 6) for v in self.z], "sf": [float(f"{v:.6g}") for v in self.sf],

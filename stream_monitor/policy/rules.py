@@ -51,11 +51,12 @@ class Verdict:
 
 
 def _calibrated(rule: RuleConfig, feature: str, slice_key: str | None) -> dict[str, Any]:
-    """The calibration entry of a key: `feature@slice` for a slice (when calibrated per slice), else `feature`."""
+    """The calibration entry of a key (read only): `feature@slice` for a slice (when calibrated per slice),
+    else `feature`."""
     per_feature = (rule.calibration or {}).get("per_feature", {})
     if slice_key is not None and f"{feature}@{slice_key}" in per_feature:
-        return dict(per_feature[f"{feature}@{slice_key}"])
-    return dict(per_feature.get(feature, {}))
+        return per_feature[f"{feature}@{slice_key}"]  # type: ignore[no-any-return]
+    return per_feature.get(feature, {})  # type: ignore[no-any-return]
 
 
 def thresholds_for(rule: RuleConfig, feature: str, slice_key: str | None = None,
@@ -80,7 +81,7 @@ def empirical_p_value(rule: RuleConfig, feature: str, value: float, slice_key: s
         return value
     fitted = _calibrated(rule, feature, slice_key)
     if ("null_model" in fitted or "shape" in fitted) and not rule.comparison.startswith("<"):
-        return null_p_value(fitted, value, n, (rule.calibration or {}).get("null_models"))
+        return null_p_value(fitted, value, n, rule.null_laws())
     null = fitted.get("null_sample")
     if not null:
         return None
