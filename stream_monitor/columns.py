@@ -398,19 +398,13 @@ def update_pane(mm: ModelMonitor, pane: Pane, batch: ColumnBatch) -> None:
     columns = update_sketches(pane.overall, batch)
     for name in VERSION_FIELDS:
         if name == "model_version":
-            if isinstance(batch.versions, CodedColumn):
-                one, version = batch.versions.single()
-                if one and version is not None:
-                    seen = pane.versions.setdefault(name, Counter())
-                    seen[version] += len(batch.versions)
-                    continue
             values: Sequence[Any] = batch.versions
         elif batch.llm is None:
             continue
         else:
             attr = name.split(".", 1)[1]
             values = [getattr(x, attr) for x in batch.llm if x is not None]
-        if values and values[0] is not None and values.count(values[0]) == len(values):
+        if values and values[0] is not None and _single(values):
             # One version in the whole batch (the usual case): no per-row hashing.
             seen = pane.versions.setdefault(name, Counter())
             seen[values[0]] += len(values)

@@ -28,6 +28,26 @@ class CheckpointError(StreamMonitorError):
     """A checkpoint could not be written or read (the offsets it would cover are then not committed)."""
 
 
+def frame(magic: bytes, record_format: int, body: Any, level: int = 6) -> bytes:
+    """``magic`` + one format byte + zlib(JSON): the wire shape of checkpoint and partial records."""
+    return magic + bytes([record_format]) + zlib.compress(json.dumps(body, separators=(",", ":"),
+                                                                     allow_nan=True).encode(), level)
+
+
+def unframe(data: bytes, magic: bytes, record_format: int, what: str, error: type[StreamMonitorError],
+            where: str) -> Any:
+    """The JSON body of a :func:`frame`; raises `error` naming `where` if it is not one, newer, or corrupt."""
+    n = len(magic)
+    if len(data) < n + 1 or data[:n] != magic:
+        raise error(f"{where}: not a stream-monitor {what} record")
+    if data[n] > record_format:
+        raise error(f"{where}: {what} record format {data[n]} is newer than this version reads ({record_format})")
+    try:
+        return json.loads(zlib.decompress(data[n + 1:]))
+    except (zlib.error, ValueError) as exc:
+        raise error(f"{where}: corrupt {what} record ({type(exc).__name__})") from None
+
+
 def checkpoint_key(group_id: str, topic: str, partition: int) -> str:
     return f"{group_id}/{topic}/{partition}"
 
@@ -56,20 +76,11 @@ class PartitionCheckpoint:
         envelope = {"group": self.group_id, "topic": self.topic, "partition": self.partition,
                     "offset": self.offset, "writer": self.writer, "written_at": self.written_at,
                     "state": self.state}
-        body = json.dumps(envelope, separators=(",", ":"), allow_nan=True).encode()
-        return MAGIC + bytes([RECORD_FORMAT]) + zlib.compress(body, level)
+        return frame(MAGIC, RECORD_FORMAT, envelope, level)
 
     @classmethod
     def decode(cls, data: bytes, where: str = "checkpoint") -> PartitionCheckpoint:
-        if len(data) < 5 or data[:4] != MAGIC:
-            raise CheckpointError(f"{where}: not a stream-monitor checkpoint record")
-        if data[4] > RECORD_FORMAT:
-            raise CheckpointError(f"{where}: checkpoint record format {data[4]} is newer than this version reads "
-                                  f"({RECORD_FORMAT})")
-        try:
-            env = json.loads(zlib.decompress(data[5:]))
-        except (zlib.error, ValueError) as exc:
-            raise CheckpointError(f"{where}: corrupt checkpoint record ({type(exc).__name__})") from None
+        env = unframe(data, MAGIC, RECORD_FORMAT, "checkpoint", CheckpointError, where)
         return cls(group_id=str(env["group"]), topic=str(env["topic"]), partition=int(env["partition"]),
                    offset=int(env["offset"]), state=env["state"], writer=str(env.get("writer", "")),
                    written_at=str(env.get("written_at", "")))

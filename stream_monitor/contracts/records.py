@@ -14,7 +14,6 @@ IPC stream) is recognised here and handed to :mod:`stream_monitor.contracts.batc
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,9 +33,11 @@ from stream_monitor.contracts.fastdecode import (
     _PRED_KEYS,
     _TIMESTAMP,
     _TOP_KEYS,
+    _TS_ALL,
     FastDecoder,
     _features,
     _llm,
+    epoch_ms,
 )
 from stream_monitor.contracts.typed import TypedDecoder
 from stream_monitor.errors import EventRejected
@@ -98,7 +99,6 @@ def _str_ok(lo: int, hi: int) -> tuple[Callable[[list[Any]], bool], Callable[[An
 
 _ID_OK = _str_ok(1, 256)
 _REQUIRED = itemgetter("event_id", "model_id", "model_version", "timestamp", "features", "prediction")
-_TS_ALL = re.compile(r"(?:" + _TIMESTAMP.pattern + r"\n)*" + _TIMESTAMP.pattern)
 _OPT_NUMBER = frozenset({float, int, type(None)})
 _VALUE = methodcaller("get", "value")
 ARROW_MAGIC = b"\xff\xff\xff\xff"
@@ -384,7 +384,7 @@ class RecordDecoder:
             if not idx:
                 return []
         whens = pick("when")
-        ts_ms = (np.fromiter(map(datetime.timestamp, whens), np.float64, len(whens)) * 1000).astype(np.int64)
+        ts_ms = epoch_ms(whens)
         preds = pick("pred")
         objs = pick("obj")
         batch = columns_from_rows(

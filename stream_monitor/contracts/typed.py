@@ -22,7 +22,6 @@ with pydantic on valid, mutated and fuzzed events.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from itertools import chain
@@ -33,7 +32,7 @@ import msgspec
 import numpy as np
 
 from stream_monitor.columns import ColumnBatch, category_column, numeric_column, optional_numbers
-from stream_monitor.contracts.fastdecode import _MODEL_ID, _TIMESTAMP
+from stream_monitor.contracts.fastdecode import _MODEL_ID, _TIMESTAMP, _TS_ALL, epoch_ms
 from stream_monitor.window_state import PREDICTION_CLASS, PREDICTION_SCORE
 
 __all__ = ["TypedDecoder"]
@@ -48,7 +47,6 @@ _Embedding = Annotated[list[float], msgspec.Meta(min_length=1, max_length=4096)]
 _KIND_TYPES: dict[str, Any] = {"numeric": Union[float, bool, None],  # noqa: UP007 - a runtime type object
                                "categorical": Union[str, float, bool, None],  # noqa: UP007
                                "embedding": Union[_Embedding, None]}  # noqa: UP007
-_TS_ALL = re.compile(r"(?:" + _TIMESTAMP.pattern + r"\n)*" + _TIMESTAMP.pattern)
 _DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, TypeError)
 #: After a batch in which most records needed the general path, skip this path for this many batches.
 _BACKOFF_BATCHES = 64
@@ -251,7 +249,7 @@ class TypedDecoder:
         for name in m.categorical:
             categorical[name] = classes if name == PREDICTION_CLASS else \
                 category_column(list(map(m.category_get[name], feats)))
-        ts_ms = (np.fromiter(map(datetime.timestamp, when), np.float64, len(when)) * 1000).astype(np.int64)
+        ts_ms = epoch_ms(when)
         slices = list(map(_SLICE, events))
         return ColumnBatch(
             model_id=m.model_id, ts_ms=ts_ms, versions=list(map(_VERSION, events)),

@@ -60,7 +60,8 @@ class RetainedWindow:
     published: dict[str, str] = field(default_factory=dict)
 
 
-def _merged(parts: Sequence[Any], fresh: Any) -> Any:
+def merged_into(parts: Sequence[Any], fresh: Any) -> Any:
+    """Merge mergeable accumulators into `fresh` (so no stored part is changed) and return it."""
     for p in parts:
         fresh.merge(p)
     return fresh
@@ -159,15 +160,16 @@ class ModelOutcomes:
         """Write operations, quality and (provisional) performance to the report; judge what is final."""
         version = report.model_version
         keys = [(version, p) for p in range(start_ms, start_ms + self.size_ms, self.slide_ms)]
-        ops = _merged([self.ops_panes[k] for k in keys if k in self.ops_panes], OperationsAccumulator(self.config.llm))
+        ops = merged_into([self.ops_panes[k] for k in keys if k in self.ops_panes],
+                          OperationsAccumulator(self.config.llm))
         report.operations.update(ops.metrics(self.llm_baseline))
         self._change_points(version, ops, report)
         if ops.llm.n and self.llm_baseline_windows < self.config.llm.baseline_windows:
-            self.llm_baseline = _merged([ops], self.llm_baseline or OperationsAccumulator(self.config.llm))
+            self.llm_baseline = merged_into([ops], self.llm_baseline or OperationsAccumulator(self.config.llm))
             self.llm_baseline_windows += 1
         contracts = self.contracts(reference)
         if contracts:
-            q = _merged([self.quality_panes[k] for k in keys if k in self.quality_panes], QualityAccumulator())
+            q = merged_into([self.quality_panes[k] for k in keys if k in self.quality_panes], QualityAccumulator())
             report.quality.update(q.metrics(contracts))
             report.quality.update({f"rows.{n}": float(row[0]) for n, row in q.counts.items()})
         rules = self.rules(reference)
@@ -196,8 +198,8 @@ class ModelOutcomes:
         if not new:
             return
         old = sorted(set(prev) - set(new))
-        before = _merged([prev[k] for k in old] + [cur[k] for k in cur if k not in new and k in old], LLMStats())
-        after = _merged([cur[k] for k in new], LLMStats())
+        before = merged_into([prev[k] for k in old] + [cur[k] for k in cur if k not in new and k in old], LLMStats())
+        after = merged_into([cur[k] for k in new], LLMStats())
         if not before.n or not after.n:
             return
         parts_old = [k.split("|") for k in old if k != OTHER_VERSION]
@@ -254,7 +256,7 @@ class ModelOutcomes:
         version = rw.report.model_version
         parts = [self.perf_panes[(version, p)] for p in range(rw.start_ms, rw.end_ms, self.slide_ms)
                  if (version, p) in self.perf_panes]
-        return _merged(parts, PerformanceAccumulator(self.config.performance))
+        return merged_into(parts, PerformanceAccumulator(self.config.performance))
 
     def _coverage(self, rw: RetainedWindow) -> float:
         return rw.report.performance.get("label_coverage", 0.0)
@@ -284,7 +286,7 @@ class ModelOutcomes:
         if current is None or current.window_start <= rw.report.window_start:
             self.last_settled[rw.report.model_version] = rw.report
         if self.baseline_windows < perf.baseline_windows:
-            self.baseline = _merged([self._window_acc(rw)], self.baseline or PerformanceAccumulator(perf))
+            self.baseline = merged_into([self._window_acc(rw)], self.baseline or PerformanceAccumulator(perf))
             self.baseline_windows += 1
             self._refresh(rw, now)
         rules = self.rules(reference)

@@ -64,10 +64,15 @@ class Pipeline:
             out = self.handle(predictions) if predictions else EngineOutput()
             out.extend(self.handle_labels([r for r in records if r.topic == self.labels_topic]))
             return out
+        started = self._consumed(records)
+        return self._predictions([r.value for r in records], records.__getitem__, started)
+
+    def _consumed(self, records: Sequence[RawRecord]) -> float:
+        """Count records per topic in the consumed metric; returns the batch's start time."""
         started = time.perf_counter()
         for topic, count in Counter(r.topic for r in records).items():
             self.metrics.consumed.labels(topic).inc(count)
-        return self._predictions([r.value for r in records], records.__getitem__, started)
+        return started
 
     def handle_values(self, topic: str, values: Sequence[bytes | None],
                       record_at: Callable[[int], RawRecord]) -> EngineOutput:
@@ -82,14 +87,12 @@ class Pipeline:
         if topic == self.labels_topic:
             return self._labels(values, record_at, started)
         if self.spread is not None and self.spread.is_partials(topic):  # partial sketches of spread models
-            return self.spread_partials([record_at(i) for i in range(len(values))], started)
+            return self._partials([record_at(i) for i in range(len(values))], started)
         return self._predictions(values, record_at, started)
 
     def handle_labels(self, records: Sequence[RawRecord]) -> EngineOutput:
         """Label events: decode (bad ones to the dead-letter topic), join, emit alerts of re-judged windows."""
-        started = time.perf_counter()
-        for topic, count in Counter(r.topic for r in records).items():
-            self.metrics.consumed.labels(topic).inc(count)
+        started = self._consumed(records)
         return self._labels([r.value for r in records], records.__getitem__, started)
 
     def _predictions(self, values: Sequence[bytes | None], record_at: Callable[[int], RawRecord],
@@ -130,9 +133,9 @@ class Pipeline:
         """Partial window sketches of spread models: merge, and evaluate the windows all sources have passed."""
         started = time.perf_counter()
         self.metrics.consumed.labels(records[0].topic).inc(len(records))
-        return self.spread_partials(records, started)
+        return self._partials(records, started)
 
-    def spread_partials(self, records: Sequence[RawRecord], started: float) -> EngineOutput:
+    def _partials(self, records: Sequence[RawRecord], started: float) -> EngineOutput:
         assert self.spread is not None
         with self.metrics.lock:
             out = self.spread.merge(records)

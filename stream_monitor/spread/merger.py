@@ -23,6 +23,7 @@ from stream_monitor.engine import Engine, ModelMonitor
 from stream_monitor.engine_types import EngineOutput
 from stream_monitor.performance.operations import OperationsAccumulator
 from stream_monitor.performance.quality import QualityAccumulator
+from stream_monitor.performance.tracker import merged_into
 from stream_monitor.spread.records import PartialRecord
 from stream_monitor.state import state_fingerprint
 from stream_monitor.window_state import Pane
@@ -89,11 +90,11 @@ class Merge:
         if mm.outcomes is not None:
             llm = mm.config.llm
             mm.outcomes.ops_panes = {
-                key: _accumulated([OperationsAccumulator.from_dict(llm, p.outcomes["ops"]) for p in parts
+                key: merged_into([OperationsAccumulator.from_dict(llm, p.outcomes["ops"]) for p in parts
                                    if p.outcomes.get("ops")], OperationsAccumulator(llm))
                 for key, parts in due.items()}
             mm.outcomes.quality_panes = {
-                key: _accumulated([QualityAccumulator.from_dict(p.outcomes["quality"]) for p in parts
+                key: merged_into([QualityAccumulator.from_dict(p.outcomes["quality"]) for p in parts
                                    if p.outcomes.get("quality")], QualityAccumulator())
                 for key, parts in due.items() if any(p.outcomes.get("quality") for p in parts)}
         try:
@@ -134,9 +135,3 @@ def _merged(panes: list[Pane]) -> Pane:
     for p in panes[1:]:
         merged.merge(p)
     return merged
-
-
-def _accumulated(parts: list[Any], fresh: Any) -> Any:
-    for p in parts:
-        fresh.merge(p)
-    return fresh

@@ -17,11 +17,10 @@ partition and one instance merges them.
 """
 from __future__ import annotations
 
-import json
-import zlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from stream_monitor.checkpoint.records import frame, unframe
 from stream_monitor.contracts.alerts import stable_id
 from stream_monitor.errors import StreamMonitorError
 
@@ -80,18 +79,12 @@ class PartialRecord:
                 "source_partition": self.source_partition, "watermark_ms": self.watermark_ms,
                 "fingerprint": self.fingerprint, "reference_version": self.reference_version,
                 "n_events": self.n_events, "pane": self.pane, "outcomes": self.outcomes}
-        return MAGIC + bytes([RECORD_FORMAT]) + zlib.compress(
-            json.dumps(body, separators=(",", ":"), allow_nan=True).encode(), level)
+        return frame(MAGIC, RECORD_FORMAT, body, level)
 
     @classmethod
     def decode(cls, data: bytes | None, where: str = "partial") -> PartialRecord:
-        if data is None or len(data) < 5 or data[:4] != MAGIC:
-            raise PartialError(f"{where}: not a stream-monitor partial record")
-        if data[4] > RECORD_FORMAT:
-            raise PartialError(f"{where}: partial record format {data[4]} is newer than this version reads "
-                               f"({RECORD_FORMAT})")
+        d = unframe(data or b"", MAGIC, RECORD_FORMAT, "partial", PartialError, where)  # None (no value): not ours
         try:
-            d = json.loads(zlib.decompress(data[5:]))
             kind = d["kind"]
             if kind not in ("pane", "watermark"):
                 raise ValueError(kind)
@@ -101,5 +94,5 @@ class PartialRecord:
                        model_version=str(d.get("model_version", "")), pane_start_ms=int(d.get("pane_start_ms", 0)),
                        pane_end_ms=int(d.get("pane_end_ms", 0)), n_events=int(d.get("n_events", 0)),
                        pane=d.get("pane"), outcomes=dict(d.get("outcomes") or {}))
-        except (zlib.error, ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise PartialError(f"{where}: corrupt partial record ({type(exc).__name__})") from None

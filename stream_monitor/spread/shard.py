@@ -23,8 +23,7 @@ from stream_monitor.columns import _route as route_rows  # the engine's own rout
 from stream_monitor.engine import Engine, ModelMonitor
 from stream_monitor.engine_types import EngineOutput
 from stream_monitor.spread.records import PartialRecord
-from stream_monitor.state import state_fingerprint
-from stream_monitor.window_state import Pane
+from stream_monitor.state import _panes_in, _panes_out, state_fingerprint
 from stream_monitor.windows import Watermark
 
 
@@ -96,7 +95,7 @@ class Shard:
         mm = self.mm
         return {"fingerprint": self.fingerprint, "max_event_ms": mm.watermark.max_event_ms,
                 "published_ms": self.published_ms,
-                "panes": [[v, s, p.to_dict()] for (v, s), p in sorted(mm.panes.items())],
+                "panes": _panes_out(mm.panes),
                 "slice_values": {k: list(v) for k, v in mm.slice_values.items()},
                 "outcomes": mm.outcomes.to_dict() if mm.outcomes is not None else None}
 
@@ -107,8 +106,7 @@ class Shard:
         mm = self.mm
         mm.watermark.max_event_ms = data["max_event_ms"]
         self.published_ms = data["published_ms"]
-        spaces = mm.embedding_spaces()
-        mm.panes = {(str(v), int(s)): Pane.from_dict(p, spaces) for v, s, p in data["panes"]}
+        mm.panes = _panes_in(mm, data["panes"])
         mm.slice_values = {k: list(v) for k, v in data["slice_values"].items()}
         if mm.outcomes is not None and data.get("outcomes"):
             mm.outcomes.restore(data["outcomes"])
