@@ -18,17 +18,18 @@ from typing import Any
 
 from bench import report
 
-SECTIONS = ("inprocess", "broker", "memory", "peers")
+SECTIONS = ("inprocess", "broker", "lag", "memory", "peers")
 
-#: (events per-event JSON, events batched, runs, broker events, memory counts, peer events, window, KSWIN events).
+#: (events per-event JSON, events batched, runs, broker events, memory counts, peer events, window, KSWIN events,
+#: seconds of each live-rate lag run).
 #: A window holds `window` events (event time advances 1 ms per event, so 50,000 events = 50 s): what a
 #: 5-minute window holds at ~170 events/s. The statistics computed when a window closes are spread over its
 #: events, so this is conservative: at a few thousand events/s a 5-minute window holds ~1M events and close
 #: cost weighs 20x less; a window of a few hundred events would make it dominate unrealistically.
 DEFAULT = dict(events=200_000, batched=2_000_000, runs=5, broker=200_000, memory=[1_000_000, 10_000_000],
-               peers=200_000, window=50_000, kswin=2_000)
+               peers=200_000, window=50_000, kswin=2_000, lag_seconds=20)
 QUICK = dict(events=5_000, batched=20_000, runs=2, broker=5_000, memory=[20_000, 60_000],
-             peers=8_000, window=2_000, kswin=400)
+             peers=8_000, window=2_000, kswin=400, lag_seconds=3)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -54,6 +55,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                   runs=p["runs"])
         except Exception as exc:  # noqa: BLE001 - no embedded broker here: report it, keep the rest
             result["broker"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    if "lag" not in args.skip:
+        from bench import live_lag
+
+        capacity = result.get("broker", {}).get("events_per_s")
+        try:
+            if capacity is None:  # section 3 skipped or failed: one short backlog run gives the capacity
+                from bench import broker_e2e
+
+                capacity = broker_e2e.run(p["broker"], window_seconds, runs=1)["events_per_s"]
+            result["lag"] = live_lag.run(capacity, window_seconds, p["lag_seconds"])
+        except Exception as exc:  # noqa: BLE001 - no embedded broker here: report it, keep the rest
+            result["lag"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
     if "memory" not in args.skip:
         from bench import memory
 

@@ -114,6 +114,7 @@ def broker_once(messages: list[bytes], window_seconds: float, settings: dict[str
                _sum(batch_sum), _runqueue_s(thread_sched))
         stop.set()
         consumer.join(30)
+        service.producer.close()  # before the broker goes, or librdkafka logs its reconnect attempts
     if first is None or done < n:
         raise RuntimeError(f"the service processed {done} of {n} events")
     wall = end[0] - first[0]

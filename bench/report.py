@@ -1,6 +1,7 @@
 """The Markdown report and the target checks, from the JSON result."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -65,22 +66,8 @@ def markdown(res: dict[str, Any]) -> str:
                   f"{ip.get('engine_json_vs_floor_cpu', float('nan')):.2f}); batched JSON / per-event "
                   f"= {ip.get('engine_batched_json_vs_engine_json', float('nan')):.1f}x; batched Arrow / per-event = "
                   f"{ip.get('engine_batched_arrow_vs_engine_json', float('nan')):.1f}x.", ""]
-    br = res.get("broker")
-    if br:
-        lines += ["## 3. End to end through the embedded broker", ""]
-        if "error" in br:
-            lines += [f"Not run: {br['error']}", ""]
-        else:
-            us = br.get("us_per_event", {})
-            lines += [f"{br['events']:,} events produced first, then consumed by the service (batch "
-                      f"{br.get('batch_size')}): {_rate(br)}; in-process on the same events in the same runs "
-                      f"{br['in_process_events_per_s']:,.0f}/s; end to end / in-process = "
-                      f"**{br['vs_in_process_json']:.2f}** (median of {br['runs']} pairs, range "
-                      f"{_range(br.get('vs_in_process_range'))}).", "",
-                      "Per event over the measured interval (us): " + ", ".join(
-                          f"{k.replace('_', ' ')} {v:.1f}" for k, v in us.items())
-                      + f"; in-process waiting for CPU {br.get('in_process_waiting_for_cpu_us_per_event', 0):.1f}.",
-                      ""]
+    lines += _section("## 3. End to end through the embedded broker", res.get("broker"), _broker)
+    lines += _section("## 3b. Lag at a steady live rate", res.get("lag"), _lag)
     mem = res.get("memory")
     if mem:
         lines += ["## 4. Memory", "", f"Window of {mem['window_events']:,} events; {mem['format']} batches.", "",
@@ -121,3 +108,35 @@ def markdown(res: dict[str, Any]) -> str:
         v = t["value"]
         lines.append(f"| {name} | {v:,.3g} | {t['goal']} | {'yes' if t['met'] else '**no**'} |")
     return "\n".join(lines) + "\n"
+
+
+def _section(title: str, r: dict[str, Any] | None, body: Callable[[dict[str, Any]], list[str]]) -> list[str]:
+    """A section's heading and its text, or why it did not run; nothing when it was skipped."""
+    if not r:
+        return []
+    return [title, ""] + ([f"Not run: {r['error']}", ""] if "error" in r else body(r))
+
+
+def _broker(br: dict[str, Any]) -> list[str]:
+    us = br.get("us_per_event", {})
+    return [f"{br['events']:,} events produced first, then consumed by the service (batch "
+            f"{br.get('batch_size')}): {_rate(br)}; in-process on the same events in the same runs "
+            f"{br['in_process_events_per_s']:,.0f}/s; end to end / in-process = "
+            f"**{br['vs_in_process_json']:.2f}** (median of {br['runs']} pairs, range "
+            f"{_range(br.get('vs_in_process_range'))}).", "",
+            "Per event over the measured interval (us): " + ", ".join(
+                f"{k.replace('_', ' ')} {v:.1f}" for k, v in us.items())
+            + f"; in-process waiting for CPU {br.get('in_process_waiting_for_cpu_us_per_event', 0):.1f}.", ""]
+
+
+def _lag(lag: dict[str, Any]) -> list[str]:
+    return [f"A producer process sends events at a fixed fraction of the end-to-end capacity "
+            f"({lag['capacity_events_per_s']:,.0f}/s, section 3) for {lag['seconds']:g} s while the "
+            f"service consumes with its defaults (batches of {lag['batch_size']} or "
+            f"{lag['poll_timeout_seconds']:g} s, whichever comes first). Lag: from an event's produce "
+            f"call to the service having processed it (sampled every {lag['sample_ms']:g} ms).", "",
+            "| rate (share of capacity) | produced/s | lag p50 (ms) | p95 | p99 | max | "
+            "max backlog (events) |", "|---|---|---|---|---|---|---|"] + [
+        f"| {r['rate']:,.0f}/s ({r['fraction']:.0%}) | {r['produced_per_s']:,.0f} | "
+        f"{r['lag_ms']['p50']:,.0f} | {r['lag_ms']['p95']:,.0f} | {r['lag_ms']['p99']:,.0f} | "
+        f"{r['lag_ms']['max']:,.0f} | {r['max_backlog_events']:,} |" for r in lag["rates"]] + [""]

@@ -275,7 +275,7 @@ def columns_from_rows(
 
 def optional_numbers(values: list[Any] | None) -> np.ndarray | None:
     """A float column (NaN = None), or None when no row has a value."""
-    if values is None or all(v is None for v in values):
+    if values is None or values.count(None) == len(values):
         return None
     return numeric_column(values)
 

