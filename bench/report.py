@@ -65,7 +65,7 @@ def markdown(res: dict[str, Any]) -> str:
                   f"with the floor; range {_range(ip.get('engine_json_vs_floor_range'))}, CPU time "
                   f"{ip.get('engine_json_vs_floor_cpu', float('nan')):.2f}); batched JSON / per-event "
                   f"= {ip.get('engine_batched_json_vs_engine_json', float('nan')):.1f}x; batched Arrow / per-event = "
-                  f"{ip.get('engine_batched_arrow_vs_engine_json', float('nan')):.1f}x.", ""]
+                  f"{ip.get('engine_batched_arrow_vs_engine_json', float('nan')):.1f}x.", ""] + _machine(ip)
     lines += _section("## 3. End to end through the embedded broker", res.get("broker"), _broker)
     lines += _section("## 3b. Lag at a steady live rate", res.get("lag"), _lag)
     mem = res.get("memory")
@@ -140,3 +140,19 @@ def _lag(lag: dict[str, Any]) -> list[str]:
         f"| {r['rate']:,.0f}/s ({r['fraction']:.0%}) | {r['produced_per_s']:,.0f} | "
         f"{r['lag_ms']['p50']:,.0f} | {r['lag_ms']['p95']:,.0f} | {r['lag_ms']['p99']:,.0f} | "
         f"{r['lag_ms']['max']:,.0f} | {r['max_backlog_events']:,} |" for r in lag["rates"]] + [""]
+
+
+#: orjson.loads of one 730-byte, 25-feature event on the machine the targets were set on (issue 8's figures).
+REFERENCE_ORJSON_PER_S = 137_000
+
+
+def _machine(ip: dict[str, Any]) -> list[str]:
+    """How fast this machine is against the one the targets were set on: absolute rates move with it."""
+    loads = ip.get("orjson_decode", {}).get("events_per_s")
+    arrow = ip.get("engine_batched_arrow", {}).get("events_per_s")
+    if not loads or not arrow:
+        return []
+    return [f"Machine speed: orjson.loads alone ran at {loads:,.0f}/s here, {loads / REFERENCE_ORJSON_PER_S:.2f}x "
+            f"the ~{REFERENCE_ORJSON_PER_S // 1000}k/s of the machine the targets were set on. Batched Arrow ran at "
+            f"{arrow / loads:.1f}x orjson.loads alone; 1,000,000/s there is "
+            f"{1e6 / REFERENCE_ORJSON_PER_S:.1f}x (machine-independent comparison, informational).", ""]
