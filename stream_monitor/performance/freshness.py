@@ -10,6 +10,17 @@ the model, the stream and the arrival time of the last event, so a repeated tick
 never duplicates it), resolved when events arrive again. Before the first event of
 a stream, silence counts from the tracker's start. Not checkpointed: after a
 restart silence counts from the restart.
+
+In a consumer group each instance reads some partitions, so each would see every
+other instance's models as silent. An instance therefore speaks only for the streams
+it owns (:meth:`FreshnessTracker.owns`): a model's stream is owned where it arrived on
+a partition the instance still holds. A stream this instance has never seen may live
+on another instance's partitions, so it is reported only by an instance that holds
+every partition of the topic (alone in its group); with several instances, a model
+that never sent anything since they started raises no freshness alert, and its
+``stream_monitor_stream_silence_seconds`` series is absent everywhere (alert on
+``absent()`` for that case). Alerts and the silence gauges follow ownership. Outside a
+group (replay, the Python API) an instance owns everything.
 """
 from __future__ import annotations
 
@@ -37,6 +48,41 @@ class FreshnessTracker:
         self.models = {m.model_id: m for m in models}
         self.started = started.timestamp()
         self.state: dict[tuple[str, str], StreamState] = {}
+        #: Partitions of each stream's topic this instance holds; None: it reads them all (replay, the API).
+        self.assigned: dict[str, set[int]] | None = None
+        #: Partitions each (model, stream) arrived on here.
+        self.arrived: dict[tuple[str, str], set[int]] = {}
+        #: How many partitions each stream's topic has (known once assigned).
+        self.partitions: dict[str, int] = {}
+
+    # -- ownership in a consumer group ---------------------------------------------------
+
+    def join_group(self) -> None:
+        """From now on this instance holds only the partitions it is assigned (the Kafka source calls it)."""
+        self.assigned = {stream: set() for stream in STREAMS}
+
+    def assign(self, stream: str, partitions: set[int], total: int) -> None:
+        """`partitions` of the stream's topic, which has `total` partitions, are now this instance's."""
+        if self.assigned is not None:
+            self.assigned[stream] |= partitions
+            self.partitions[stream] = total
+
+    def revoke(self, stream: str, partitions: set[int]) -> None:
+        if self.assigned is not None:
+            self.assigned[stream] -= partitions
+
+    def arrived_on(self, model_id: str, stream: str, partition: int) -> None:
+        self.arrived.setdefault((model_id, stream), set()).add(partition)
+
+    def owns(self, model_id: str, stream: str) -> bool:
+        """Whether this instance speaks for the stream's freshness (see the module docstring)."""
+        if self.assigned is None:
+            return True
+        held = self.assigned[stream]
+        where = self.arrived.get((model_id, stream))
+        if where:
+            return bool(where & held)
+        return bool(held) and len(held) >= self.partitions.get(stream, 0)  # never seen here: only if alone
 
     def seen(self, model_id: str, stream: str, now: datetime, newest_event_ms: int, version: str | None = None) -> None:
         st = self.state.setdefault((model_id, stream), StreamState())
@@ -59,7 +105,7 @@ class FreshnessTracker:
         for model_id in self.models:
             for stream in STREAMS:
                 st = self.state.get((model_id, stream))
-                if st is None and self.limit(model_id, stream) is None:
+                if st is None and self.limit(model_id, stream) is None or not self.owns(model_id, stream):
                     continue
                 st = st or StreamState()
                 silence = t - (st.last_arrival if st.last_arrival is not None else self.started)
@@ -74,7 +120,7 @@ class FreshnessTracker:
         for model_id, model in self.models.items():
             for stream in STREAMS:
                 limit = self.limit(model_id, stream)
-                if limit is None:
+                if limit is None or not self.owns(model_id, stream):
                     continue
                 st = self.state.setdefault((model_id, stream), StreamState())
                 since = st.last_arrival if st.last_arrival is not None else self.started

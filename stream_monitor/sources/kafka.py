@@ -126,6 +126,11 @@ class KafkaSource:
         self.cooperative = "cooperative" in strategy
         self.pending: dict[tuple[str, int], int] = {}
         self.assigned: list[TopicPartition] = []
+        #: Input topic -> freshness stream: each instance of a group speaks for its own partitions' streams.
+        self.streams = {config.topics.predictions: "predictions"}
+        if config.topics.labels:
+            self.streams[config.topics.labels] = "labels"
+        pipeline.engine.freshness.join_group()
         self._last_commit = time.monotonic()
         self._last_lag = 0.0
 
@@ -151,6 +156,12 @@ class KafkaSource:
         else:
             consumer.assign(partitions)
         self.assigned = list({(p.topic, p.partition): p for p in [*self.assigned, *partitions]}.values())
+        freshness = self.pipeline.engine.freshness
+        for topic, stream in self.streams.items():
+            mine = {p.partition for p in partitions if p.topic == topic}
+            if mine:
+                meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+                freshness.assign(stream, mine, len(meta.partitions) if meta is not None else len(mine))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Checkpoint and commit before the partitions go, then drop the state of their models."""
@@ -161,6 +172,7 @@ class KafkaSource:
         for tp in gone:
             self.pending.pop(tp, None)
         self.assigned = [p for p in self.assigned if (p.topic, p.partition) not in gone]
+        self._release_freshness(partitions)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """The group moved on without us: nothing may be committed; drop the state, another owner restores it."""
@@ -170,9 +182,14 @@ class KafkaSource:
         for tp in gone:
             self.pending.pop(tp, None)
         self.assigned = [p for p in self.assigned if (p.topic, p.partition) not in gone]
+        self._release_freshness(partitions)
         if self.delivery.transactional:  # the open transaction mixes lost and kept partitions' outputs
             self.delivery.abort()
             self._rewind()
+
+    def _release_freshness(self, partitions: list[TopicPartition]) -> None:
+        for topic, stream in self.streams.items():
+            self.pipeline.engine.freshness.revoke(stream, {p.partition for p in partitions if p.topic == topic})
 
     # -- loop -------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from operator import attrgetter
 
@@ -92,6 +92,19 @@ class Pipeline:
             return self._partials([record_at(i) for i in range(len(values))], started)
         return self._predictions(values, record_at, started)
 
+    def _arrived(self, stream: str, models: Iterable[str], record_at: Callable[[int], RawRecord]) -> None:
+        """The partition the models' events arrived on: in a consumer group, freshness speaks only for streams
+        on its own partitions (:meth:`FreshnessTracker.owns`). One partition's records, as the Kafka source
+        hands them over."""
+        freshness = self.engine.freshness
+        if freshness.assigned is None:
+            return
+        models = set(models)
+        if models:
+            partition = record_at(0).partition
+            for model_id in models:
+                freshness.arrived_on(model_id, stream, partition)
+
     def handle_labels(self, records: Sequence[RawRecord]) -> EngineOutput:
         """Label events: decode (bad ones to the dead-letter topic), join, emit alerts of re-judged windows."""
         started = self._consumed(records)
@@ -112,6 +125,7 @@ class Pipeline:
                 first = record_at(0)
                 batches = self.spread.shard((first.topic, first.partition), batches)
             out = self.engine.process_columns(batches)
+            self._arrived("predictions", [b.model_id for b in decoded.batches], record_at)
         self._emit(out)
         if decoded.newest_ms is not None:
             lag = (datetime.now(UTC) - from_ms(decoded.newest_ms)).total_seconds()
@@ -127,6 +141,7 @@ class Pipeline:
             self._reject(record_at(i), err)
         with self.metrics.lock:
             out = self.engine.process_labels(labels)
+            self._arrived("labels", [lab.model_id for lab in labels if lab.model_id in self.engine.models], record_at)
         self._emit(out)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         return out
