@@ -68,7 +68,7 @@ def _produce(bootstrap: str, topic: str, messages: list[bytes]) -> float:
     return len(messages) / (time.perf_counter() - t)
 
 
-def _config(bootstrap: str, topic: str, window_seconds: float, settings: dict[str, Any] | None,
+def service_config(bootstrap: str, topic: str, window_seconds: float, settings: dict[str, Any] | None,
             batch_size: int | None = None) -> MonitorConfig:
     kafka: dict[str, Any] = {"bootstrap_servers": bootstrap, "group_id": unique_name("g")}
     if settings:
@@ -90,7 +90,7 @@ def broker_once(messages: list[bytes], window_seconds: float, settings: dict[str
         topic = unique_name("bench")
         create_topics(bootstrap, {topic: 1, topic + ".alerts": 1, topic + ".dlq": 1})
         produce_rate = _produce(bootstrap, topic, messages)
-        cfg = _config(bootstrap, topic, window_seconds, settings, batch_size)
+        cfg = service_config(bootstrap, topic, window_seconds, settings, batch_size)
         service = MonitorService(cfg, registry=CollectorRegistry())
         totals = service.pipeline.totals
         batch_sum = service.metrics.batch_seconds
@@ -105,7 +105,7 @@ def broker_once(messages: list[bytes], window_seconds: float, settings: dict[str
         done = 0
         deadline = time.monotonic() + 600
         while done < n and time.monotonic() < deadline:
-            done = sum(totals.processed.values()) + sum(totals.late.values())
+            done = handled(totals)
             if first is None and done:
                 first = (time.perf_counter(), done, time.process_time(), _cpu_s(thread_stat), _cpu_s(broker_stat),
                          _sum(batch_sum), _runqueue_s(thread_sched))
@@ -129,6 +129,11 @@ def broker_once(messages: list[bytes], window_seconds: float, settings: dict[str
     }
     return {"events_per_s": events / wall, "produce_events_per_s": produce_rate, "us_per_event": per_event_us,
             "batch_size": cfg.service.batch_size}
+
+
+def handled(totals: Any) -> int:
+    """Events the service has taken so far: counted into a window, or late (its window had closed)."""
+    return sum(totals.processed.values()) + sum(totals.late.values())
 
 
 def _sum(histogram: Any) -> float:

@@ -23,7 +23,7 @@ from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
 from bench import stream
-from bench.broker_e2e import _config
+from bench.broker_e2e import handled, service_config
 from stream_monitor.broker import EmbeddedBroker, create_topics
 from stream_monitor.config import ServiceConfig
 from stream_monitor.service import MonitorService
@@ -78,7 +78,7 @@ def run(capacity: float, window_seconds: float, seconds: float = 20.0,
         bootstrap = broker.bootstrap_servers
         topic = unique_name("lag")
         create_topics(bootstrap, {topic: 1, topic + ".alerts": 1, topic + ".dlq": 1})
-        cfg = _config(bootstrap, topic, window_seconds, None)
+        cfg = service_config(bootstrap, topic, window_seconds, None)
         cfg.service.poll_timeout_seconds = ServiceConfig().poll_timeout_seconds  # the default, as users run it
         service = MonitorService(cfg, registry=CollectorRegistry())
         totals = service.pipeline.totals
@@ -92,7 +92,7 @@ def run(capacity: float, window_seconds: float, seconds: float = 20.0,
         def processed() -> int:
             if child.exitcode not in (None, 0):
                 raise RuntimeError(f"the producer process failed (exit code {child.exitcode})")
-            return sum(totals.processed.values()) + sum(totals.late.values())
+            return handled(totals)
 
         try:
             deadline = time.monotonic() + 180
@@ -141,4 +141,4 @@ def _lags(rate: float, n: int, sent: np.ndarray, t: np.ndarray, c: np.ndarray) -
     return {"rate": rate, "events": n, "produced_per_s": n / (sent[-1] - sent[0]) if n > 1 else 0.0,
             "lag_ms": {q: float(np.percentile(lag_ms, p)) for q, p in (("p50", 50), ("p95", 95), ("p99", 99))}
             | {"max": float(lag_ms.max())},
-            "max_backlog_events": int(max(0, int(backlog.max())))}
+            "max_backlog_events": max(0, int(backlog.max()))}

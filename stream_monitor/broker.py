@@ -115,6 +115,15 @@ def wait_for_broker(bootstrap_servers: str, timeout: float = 30.0) -> None:
     _poll_metadata(bootstrap_servers, timeout)
 
 
+def partition_count(client: Any, topic: str, timeout: float = 10) -> int | None:
+    """How many partitions `topic` has, from a consumer's or an admin client's metadata; None if unknown.
+
+    All topics are listed: naming one may auto-create it on some brokers.
+    """
+    meta = client.list_topics(timeout=timeout).topics.get(topic)
+    return len(meta.partitions) if meta is not None and meta.error is None and meta.partitions else None
+
+
 def create_topics(
     bootstrap_servers: str,
     topics: Mapping[str, int] | Sequence[str],

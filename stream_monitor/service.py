@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
+from stream_monitor.broker import partition_count
 from stream_monitor.checkpoint.coordinator import Checkpointer
 from stream_monitor.checkpoint.delivery import AtLeastOnce, Delivery, ExactlyOnce
 from stream_monitor.checkpoint.store import CheckpointStore, DirectoryCheckpointStore, KafkaCheckpointStore
@@ -177,13 +178,12 @@ class MonitorService:
         if isinstance(self.delivery, ExactlyOnce):
             self.delivery.init()
         if isinstance(self.store, KafkaCheckpointStore) or self.spread is not None:
-            topic = self.config.topics.predictions
-            meta = AdminClient(self.config.kafka.librdkafka()).list_topics(timeout=10).topics.get(topic)
-            partitions = len(meta.partitions) if meta is not None and meta.error is None and meta.partitions else 1
+            count = partition_count(AdminClient(self.config.kafka.librdkafka()), self.config.topics.predictions)
+            partitions = count or 1
             if isinstance(self.store, KafkaCheckpointStore):
                 self.store.ensure_topic(partitions, create=self.config.checkpoint.create_topic)
             if self.spread is not None:  # unknown: the mergers wait (and say so) rather than guess
-                self.spread.source_partitions = len(meta.partitions) if meta is not None and meta.partitions else None
+                self.spread.source_partitions = count
                 ensure_partials_topic(self.config.kafka.librdkafka(), self.config.topics.partials,
                                       min(len(self.spread.models), partitions),
                                       self.config.checkpoint.max_record_bytes)

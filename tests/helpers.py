@@ -17,6 +17,16 @@ DURATION = 120
 DRIFTED = {"income", "credit_score", "channel"}
 
 
+class FakeClock:
+    """An injectable clock (``Engine(clock=...)``, ``MonitorService(clock=...)``) that moves only when told."""
+
+    def __init__(self, now: datetime = datetime(2026, 3, 2, tzinfo=UTC)) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 @dataclass
 class Stream:
     messages: list[tuple[bytes, bytes]]

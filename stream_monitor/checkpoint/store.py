@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from stream_monitor.broker import partition_count
 from stream_monitor.checkpoint.records import CheckpointError, PartitionCheckpoint, checkpoint_key
 
 log = logging.getLogger(__name__)
@@ -145,10 +146,10 @@ class KafkaCheckpointStore:
             log.info("created checkpoint topic %s (%d partitions, compacted)", self.topic, partitions)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            meta = admin.list_topics(timeout=5).topics.get(self.topic)
-            if meta is not None and meta.error is None and meta.partitions:
-                self.partitions = len(meta.partitions)
-                return self.partitions
+            count = partition_count(admin, self.topic, 5)
+            if count:
+                self.partitions = count
+                return count
             time.sleep(0.1)  # paces metadata polls until the new topic is visible, bounded by the deadline
         raise CheckpointError(f"checkpoint topic {self.topic!r} does not exist (checkpoint.create_topic is off, "
                               "or it was not visible within 20 s)")

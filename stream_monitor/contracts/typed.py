@@ -113,6 +113,11 @@ _VALUE = attrgetter("value")
 _Checked = tuple[list[Any], list[Any], list[Any]]
 
 
+def _take(columns: Sequence[list[Any]], rows: list[int]) -> list[list[Any]]:
+    """The same rows of several row-aligned lists."""
+    return [[col[j] for j in rows] for col in columns]
+
+
 class TypedDecoder:
     """Decodes the records that surely satisfy the contract into columns; the rest are left to the caller.
 
@@ -163,12 +168,11 @@ class TypedDecoder:
         if events:
             types = list(map(type, events))
             kinds = dict.fromkeys(types)
+            columns = (events, pos, *rows)
             for t in kinds:
-                idx = range(len(events)) if len(kinds) == 1 else [j for j, k in enumerate(types) if k is t]
-                part = events if len(kinds) == 1 else [events[j] for j in idx]
-                checked = rows if len(kinds) == 1 else tuple([col[j] for j in idx] for col in rows)
-                at = np.asarray(pos if len(kinds) == 1 else [pos[j] for j in idx])
-                segments.append((at, self._columns(self.models[t], part, *checked)))
+                part, at, *checked = columns if len(kinds) == 1 else \
+                    _take(columns, [j for j, k in enumerate(types) if k is t])
+                segments.append((np.asarray(at), self._columns(self.models[t], part, *checked)))
         return segments, rest
 
     def _parse(self, values: Sequence[bytes | None]) -> tuple[list[Any], list[int], list[int]]:
@@ -228,9 +232,9 @@ class TypedDecoder:
         if ok is None or all(ok):
             return events, pos, rest, (when, preds, scores)
         rest = sorted(rest + [p for p, good in zip(pos, ok, strict=True) if not good])
-        kept = [j for j, good in enumerate(ok) if good]
-        return ([events[j] for j in kept], [pos[j] for j in kept], rest,
-                ([when[j] for j in kept], [preds[j] for j in kept], [scores[j] for j in kept]))
+        events, pos, when, preds, scores = _take((events, pos, when, preds, scores),
+                                                 [j for j, good in enumerate(ok) if good])
+        return events, pos, rest, (when, preds, scores)
 
     @staticmethod
     def _columns(m: _Model, events: list[Any], when: list[datetime], preds: list[Any],

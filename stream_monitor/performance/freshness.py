@@ -61,15 +61,11 @@ class FreshnessTracker:
         """From now on this instance holds only the partitions it is assigned (the Kafka source calls it)."""
         self.assigned = {stream: set() for stream in STREAMS}
 
-    def assign(self, stream: str, partitions: set[int], total: int) -> None:
-        """`partitions` of the stream's topic, which has `total` partitions, are now this instance's."""
+    def hold(self, stream: str, partitions: set[int], total: int) -> None:
+        """This instance now holds `partitions` of the stream's topic, which has `total` partitions."""
         if self.assigned is not None:
-            self.assigned[stream] |= partitions
+            self.assigned[stream] = set(partitions)
             self.partitions[stream] = total
-
-    def revoke(self, stream: str, partitions: set[int]) -> None:
-        if self.assigned is not None:
-            self.assigned[stream] -= partitions
 
     def arrived_on(self, model_id: str, stream: str, partition: int) -> None:
         self.arrived.setdefault((model_id, stream), set()).add(partition)
@@ -105,7 +101,7 @@ class FreshnessTracker:
         for model_id in self.models:
             for stream in STREAMS:
                 st = self.state.get((model_id, stream))
-                if st is None and self.limit(model_id, stream) is None or not self.owns(model_id, stream):
+                if (st is None and self.limit(model_id, stream) is None) or not self.owns(model_id, stream):
                     continue
                 st = st or StreamState()
                 silence = t - (st.last_arrival if st.last_arrival is not None else self.started)

@@ -27,6 +27,7 @@ from stream_monitor.sketches.moments import Moments
 from stream_monitor.sketches.tdigest import PRECLUSTER_MIN, cluster_means
 
 if TYPE_CHECKING:
+    from stream_monitor.sketches.distinct import DistinctCount
     from stream_monitor.sketches.numeric import NumericSketch
 
 
@@ -108,7 +109,7 @@ def _distinct(sketches: Sequence[NumericSketch], ordered: np.ndarray, counts: np
     per-call overhead of 20 features hashed apart cost as much as the hashing itself.
     """
     new = ordered[:, 1:] != ordered[:, :-1]  # NaN != NaN: the missing tail counts, and is cut off below
-    hashed: dict[int, list[int]] = {}
+    hashed: dict[int, list[tuple[int, DistinctCount]]] = {}  # lg_k -> (row, its sketch)
     for i, s in enumerate(sketches):
         c = int(counts[i])
         if s.distinct is None or not c:
@@ -117,16 +118,14 @@ def _distinct(sketches: Sequence[NumericSketch], ordered: np.ndarray, counts: np
         if c <= FEW_DISTINCT or int(np.count_nonzero(new[i, :c - 1])) + 1 <= FEW_DISTINCT:
             s.distinct.add_values(values[np.concatenate([[True], new[i, :c - 1]])])
         else:
-            hashed.setdefault(s.distinct.lg_k, []).append(i)
+            hashed.setdefault(s.distinct.lg_k, []).append((i, s.distinct))
     for lg_k, picked in hashed.items():
-        sizes = counts[picked]
+        idx = [i for i, _ in picked]
+        sizes = counts[idx]
         if np.all(sizes == ordered.shape[1]):  # no missing value: the rows as they are
-            values = ordered[picked].ravel()
+            values = ordered[idx].ravel()
         else:
-            values = np.concatenate([ordered[i, :int(counts[i])] for i in picked])
-        rows = np.repeat(np.arange(len(picked), dtype=np.int64), sizes)
-        regs = registers(values, lg_k, rows, len(picked))
-        for j, i in enumerate(picked):
-            distinct = sketches[i].distinct
-            assert distinct is not None
-            distinct.add_registers(regs[j])
+            values = np.concatenate([ordered[i, :int(counts[i])] for i in idx])
+        regs = registers(values, lg_k, np.repeat(np.arange(len(idx), dtype=np.int64), sizes), len(idx))
+        for row, (_, distinct) in zip(regs, picked, strict=True):
+            distinct.add_registers(row)

@@ -18,6 +18,7 @@ from typing import Any, Protocol, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from stream_monitor.broker import partition_count
 from stream_monitor.checkpoint.coordinator import TP, Checkpointer
 from stream_monitor.checkpoint.delivery import AtLeastOnce, Delivery, RewindRequired
 from stream_monitor.checkpoint.records import CheckpointError
@@ -130,6 +131,7 @@ class KafkaSource:
         self.streams = {config.topics.predictions: "predictions"}
         if config.topics.labels:
             self.streams[config.topics.labels] = "labels"
+        self._sizes: dict[str, int] = {}  # partitions per input topic, read when first assigned
         pipeline.engine.freshness.join_group()
         self._last_commit = time.monotonic()
         self._last_lag = 0.0
@@ -156,12 +158,9 @@ class KafkaSource:
         else:
             consumer.assign(partitions)
         self.assigned = list({(p.topic, p.partition): p for p in [*self.assigned, *partitions]}.values())
-        freshness = self.pipeline.engine.freshness
-        for topic, stream in self.streams.items():
-            mine = {p.partition for p in partitions if p.topic == topic}
-            if mine:
-                meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
-                freshness.assign(stream, mine, len(meta.partitions) if meta is not None else len(mine))
+        for topic in {p.topic for p in partitions} & self.streams.keys():
+            self._sizes[topic] = partition_count(consumer, topic) or 0
+        self._hold_freshness()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Checkpoint and commit before the partitions go, then drop the state of their models."""
@@ -172,7 +171,7 @@ class KafkaSource:
         for tp in gone:
             self.pending.pop(tp, None)
         self.assigned = [p for p in self.assigned if (p.topic, p.partition) not in gone]
-        self._release_freshness(partitions)
+        self._hold_freshness()
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """The group moved on without us: nothing may be committed; drop the state, another owner restores it."""
@@ -182,14 +181,16 @@ class KafkaSource:
         for tp in gone:
             self.pending.pop(tp, None)
         self.assigned = [p for p in self.assigned if (p.topic, p.partition) not in gone]
-        self._release_freshness(partitions)
+        self._hold_freshness()
         if self.delivery.transactional:  # the open transaction mixes lost and kept partitions' outputs
             self.delivery.abort()
             self._rewind()
 
-    def _release_freshness(self, partitions: list[TopicPartition]) -> None:
+    def _hold_freshness(self) -> None:
+        """Tell freshness which partitions of each input stream this instance now holds (after any rebalance)."""
         for topic, stream in self.streams.items():
-            self.pipeline.engine.freshness.revoke(stream, {p.partition for p in partitions if p.topic == topic})
+            self.pipeline.engine.freshness.hold(stream, {p.partition for p in self.assigned if p.topic == topic},
+                                                self._sizes.get(topic, 0))
 
     # -- loop -------------------------------------------------------------------------------
 

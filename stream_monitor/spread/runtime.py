@@ -26,6 +26,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from stream_monitor.broker import partition_count
 from stream_monitor.columns import ColumnBatch
 from stream_monitor.engine import Engine
 from stream_monitor.engine_types import EngineOutput
@@ -117,9 +118,9 @@ def ensure_partials_topic(client_conf: dict[str, Any], topic: str, partitions: i
         log.info("created partials topic %s (%d partitions)", topic, max(1, partitions))
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        meta = admin.list_topics(timeout=5).topics.get(topic)
-        if meta is not None and meta.error is None and meta.partitions:
-            return len(meta.partitions)
+        count = partition_count(admin, topic, 5)
+        if count:
+            return count
         time.sleep(0.1)  # paces metadata polls until the new topic is visible, bounded by the deadline
     raise StreamMonitorError(f"partials topic {topic!r} (topics.partials) is not visible after 20 s")
 

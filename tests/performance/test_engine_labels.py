@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from helpers import FakeClock
 from labelled import CHANGE_AT, START, WINDOW, WINDOWS, labelled_stream, model_config, offline_window_metrics
 
 from stream_monitor.config import config_from_dict
@@ -12,14 +13,6 @@ from stream_monitor.engine import Engine
 from stream_monitor.engine_types import EngineOutput
 
 EXACT = 1e-9
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 2, tzinfo=START.tzinfo)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def run_interleaved(eng: Engine, stream, chunk: int = 150) -> tuple[EngineOutput, dict[datetime, float]]:

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import FakeClock
 
 from stream_monitor.config import config_from_dict
 from stream_monitor.contracts.events import LabelEvent, PredictionEvent
@@ -13,14 +14,7 @@ from stream_monitor.engine import Engine
 from stream_monitor.errors import ConfigError
 
 START = datetime(2026, 4, 1, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = START + timedelta(days=1)
-
-    def __call__(self) -> datetime:
-        return self.now
+NOW = START + timedelta(days=1)  # the engine's clock: a day after the events
 
 
 def model(**extra: Any) -> dict[str, Any]:
@@ -47,7 +41,7 @@ def events(rng: np.random.Generator, t0: float, seconds: float, rate: int = 100,
 def test_latency_quantiles_within_the_sketch_rank_error_and_a_latency_rule_fires() -> None:
     rule = {"id": "p99", "metric": "latency_p99_ms", "comparison": ">=", "thresholds": {"warning": 120.0},
             "min_samples": 100}
-    eng = Engine(config_from_dict({"models": [model(rules=[rule])]}), clock=FakeClock())
+    eng = Engine(config_from_dict({"models": [model(rules=[rule])]}), clock=FakeClock(NOW))
     rng = np.random.default_rng(1)
     normal = events(rng, 0, 10)
     slow = events(rng, 10, 10, latency_ms=lambda i, r: float(r.gamma(2.0, 10.0)) * (8 if i % 10 == 0 else 1))
@@ -67,7 +61,7 @@ def test_latency_quantiles_within_the_sketch_rank_error_and_a_latency_rule_fires
 
 def test_a_contract_violation_burst_raises_a_quality_alert_naming_the_feature() -> None:
     quality = {"features": {"x": {"min": -5, "max": 5}, "plan": {"allowed": ["a", "b"], "max_missing_rate": 0.01}}}
-    eng = Engine(config_from_dict({"models": [model(quality=quality)]}), clock=FakeClock())
+    eng = Engine(config_from_dict({"models": [model(quality=quality)]}), clock=FakeClock(NOW))
     rng = np.random.default_rng(2)
     burst = events(rng, 10, 10, features=lambda i, r: {"x": 1000.0 if i < 80 else float(r.normal()), "plan": "a"})
     out = eng.process(events(rng, 0, 10) + burst + events(rng, 20, 10) + events(rng, 30, 0.1))
@@ -84,7 +78,7 @@ def test_a_contract_violation_burst_raises_a_quality_alert_naming_the_feature() 
 
 
 def test_contracts_inferred_from_the_reference_flag_new_categories() -> None:
-    eng = Engine(config_from_dict({"models": [model(quality={"infer_from_reference": True})]}), clock=FakeClock())
+    eng = Engine(config_from_dict({"models": [model(quality={"infer_from_reference": True})]}), clock=FakeClock(NOW))
     rng = np.random.default_rng(3)
     new_plan = events(rng, 10, 10, features=lambda i, r: {"x": float(r.normal()), "plan": "zzz" if i % 4 == 0
                                                           else "a"})
@@ -109,7 +103,7 @@ def llm(prompt: str, mean_out: float) -> Any:
 
 
 def test_a_prompt_version_change_with_shifted_tokens_is_reported_as_a_change_point() -> None:
-    eng = Engine(config_from_dict({"models": [model()]}), clock=FakeClock())
+    eng = Engine(config_from_dict({"models": [model()]}), clock=FakeClock(NOW))
     rng = np.random.default_rng(4)
     out = eng.process(events(rng, 0, 10, llm=llm("p-1", 100)) + events(rng, 10, 10, llm=llm("p-1", 100))
                       + events(rng, 20, 10, llm=llm("p-2", 180)) + events(rng, 30, 10, llm=llm("p-2", 180))
@@ -132,7 +126,7 @@ def test_a_prompt_version_change_with_shifted_tokens_is_reported_as_a_change_poi
 
 
 def test_a_version_change_without_a_shift_is_a_change_point_but_no_alert() -> None:
-    eng = Engine(config_from_dict({"models": [model()]}), clock=FakeClock())
+    eng = Engine(config_from_dict({"models": [model()]}), clock=FakeClock(NOW))
     rng = np.random.default_rng(5)
     out = eng.process(events(rng, 0, 10, llm=llm("p-1", 100)) + events(rng, 10, 10, llm=llm("p-2", 100))
                       + events(rng, 20, 0.1, llm=llm("p-2", 100)))
@@ -141,7 +135,7 @@ def test_a_version_change_without_a_shift_is_a_change_point_but_no_alert() -> No
 
 
 def test_a_silent_stream_raises_one_freshness_alert_within_one_tick_and_resolves() -> None:
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     eng = Engine(config_from_dict({"models": [model(freshness={"max_silence_seconds": 30,
                                                                 "labels_max_silence_seconds": 60})]}), clock=clock)
     rng = np.random.default_rng(6)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from helpers import wait_for
+from helpers import FakeClock, wait_for
 from labelled import model_config
 from prometheus_client import CollectorRegistry
 
@@ -53,7 +53,7 @@ def test_in_a_group_a_stream_is_reported_where_it_arrived_and_never_seen_ones_on
     one, two = _tracker(), _tracker()
     for t, mine in ((one, {0}), (two, {1})):
         t.join_group()
-        t.assign("predictions", mine, total=2)
+        t.hold("predictions", mine, total=2)
     one.seen("churn-a", "predictions", T0, 0)
     one.arrived_on("churn-a", "predictions", 0)
     two.seen("churn-b", "predictions", T0, 0)
@@ -63,23 +63,15 @@ def test_in_a_group_a_stream_is_reported_where_it_arrived_and_never_seen_ones_on
     assert {m for m, *_ in one.gauges(later)} == {"churn-a"}  # the silence gauge follows ownership
     # Partition 1 moves to the first instance: it has never seen churn-b arrive, and now holds the whole
     # topic, so it reports it; the second instance holds nothing and reports nothing more.
-    two.revoke("predictions", {1})
-    one.assign("predictions", {1}, total=2)
+    two.hold("predictions", set(), total=2)
+    one.hold("predictions", {0, 1}, total=2)
     assert _firing(one, later + timedelta(seconds=1)) == {"churn-b"}
     assert _firing(two, later + timedelta(seconds=1)) == set()
     # Not alone: a stream never seen here may live on another instance's partitions.
     three = _tracker()
     three.join_group()
-    three.assign("predictions", {0}, total=2)
+    three.hold("predictions", {0}, total=2)
     assert _firing(three, later) == set()
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def _event(model_id: str) -> bytes:
@@ -99,7 +91,7 @@ def test_two_instances_of_a_group_each_report_only_the_model_on_their_partition(
               "topics": names, "checkpoint": {"backend": "none"}, "models": _models(),
               "service": {"metrics_host": "127.0.0.1", "metrics_port": 0, "poll_timeout_seconds": 0.1,
                           "commit_interval_seconds": 0.2, "lag_refresh_seconds": 0.5}}
-    clocks = [_Clock(), _Clock()]
+    clocks = [FakeClock(T0), FakeClock(T0)]
     services = [MonitorService(config_from_dict(config), registry=CollectorRegistry(), clock=c) for c in clocks]
     stop = threading.Event()
     runners = [threading.Thread(target=s.run, args=(stop,), daemon=True) for s in services]

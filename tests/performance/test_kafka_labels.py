@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from helpers import sample, scrape, wait_for
+from helpers import FakeClock, sample, scrape, wait_for
 from labelled import CHANGE_AT, START, WINDOW, WINDOWS, labelled_stream, model_config, offline_window_metrics
 from prometheus_client import CollectorRegistry
 
@@ -18,17 +18,6 @@ from stream_monitor.testing import consume_all, produce_all, unique_name
 EXACT = 1e-9
 #: Peak pending here is ~1600: a window of predictions ahead of its labels, plus the never-labelled within the TTL.
 CAP = 2500
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 2, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-
 
 
 def settings(bootstrap: str, topics: dict[str, str], **model: Any) -> dict[str, Any]:
